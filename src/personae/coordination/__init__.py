@@ -1,0 +1,1 @@
+"""Coordination between turns: locks, versioned state, event bus, rate limits."""

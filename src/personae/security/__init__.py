@@ -1,0 +1,1 @@
+"""Authentication and, later, roles and rate limits."""

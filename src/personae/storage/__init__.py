@@ -1,0 +1,1 @@
+"""Storage adapters: the ConversationStore (and later MemoryStore) on SQLite and PostgreSQL."""

@@ -1,0 +1,108 @@
+"""Test doubles that ship with the package, so that tests of applications built on Personae
+need no model and no network (in the spirit of ``httpx.MockTransport``)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import deque
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+
+from personae.core.ports import ChatModel
+from personae.core.types import ChatRequest, ModelChunk, Usage
+
+# --------------------------------------------------------------------------------------------
+# FakeChatModel: a scripted chat model
+# --------------------------------------------------------------------------------------------
+
+
+def split_tokens(text: str) -> list[str]:
+    """Word-ish tokens that keep their leading whitespace, so ``"".join`` gives ``text`` back
+    (apart from trailing whitespace)."""
+    return re.findall(r"\s*\S+", text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    tokens: tuple[str, ...]
+    delay_s: float = 0.0
+    first_token_delay_s: float = 0.0
+    error: BaseException | None = None
+    error_after_tokens: int | None = None
+
+
+class FakeChatModel(ChatModel):
+    """A ChatModel that replies what it was told to.
+
+    ``enqueue`` scripts the next replies, in order; with nothing scripted it streams
+    ``default_reply``. Every request is recorded in ``requests``. ``count_tokens`` counts
+    whitespace-separated words (``len(text.split())``), so budgets in tests are easy to reason
+    about; usage is counted the same way.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "fake",
+        default_reply: str = "Hello from the fake model.",
+        context_window: int = 4096,
+    ) -> None:
+        self.name = name
+        self.default_reply = default_reply
+        self._context_window = context_window
+        self.requests: list[ChatRequest] = []
+        self._scripts: deque[_Script] = deque()
+
+    def enqueue(
+        self,
+        text_or_tokens: str | Sequence[str],
+        *,
+        delay_s: float = 0.0,
+        first_token_delay_s: float = 0.0,
+        error: BaseException | None = None,
+        error_after_tokens: int | None = None,
+    ) -> None:
+        """Script the next reply: a string is split with ``split_tokens``, a list is streamed
+        as given. ``first_token_delay_s`` is waited before the first token, ``delay_s`` before
+        each later one. ``error`` is raised before any token, or after ``error_after_tokens``
+        tokens (after all of them, before the final chunk, if there are fewer)."""
+        tokens = split_tokens(text_or_tokens) if isinstance(text_or_tokens, str) else text_or_tokens
+        self._scripts.append(
+            _Script(tuple(tokens), delay_s, first_token_delay_s, error, error_after_tokens)
+        )
+
+    @property
+    def pending(self) -> int:
+        """Scripted replies not yet streamed."""
+        return len(self._scripts)
+
+    @property
+    def context_window(self) -> int | None:
+        return self._context_window
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ModelChunk, None]:
+        self.requests.append(request)
+        script = (
+            self._scripts.popleft()
+            if self._scripts
+            else _Script(tuple(split_tokens(self.default_reply)))
+        )
+        fail_at = script.error_after_tokens or 0
+        for index, token in enumerate(script.tokens):
+            if script.error is not None and index == fail_at:
+                raise script.error
+            delay = script.first_token_delay_s if index == 0 else script.delay_s
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield ModelChunk(text=token)
+        if script.error is not None:
+            raise script.error
+        usage = Usage(
+            prompt_tokens=sum(self.count_tokens(m.content) for m in request.messages),
+            completion_tokens=self.count_tokens("".join(script.tokens)),
+        )
+        yield ModelChunk(finish_reason="stop", usage=usage)

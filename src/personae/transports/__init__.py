@@ -1,0 +1,1 @@
+"""Transports: HTTP (OpenAI-compatible API, REST, health) and, later, WebSocket."""

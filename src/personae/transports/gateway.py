@@ -1,0 +1,37 @@
+"""What the transports need from the running server, handed over by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from personae.core.catalog import CharacterCatalog
+from personae.core.ports import Authenticator, ConversationStore
+from personae.core.service import ChatService
+from personae.errors import PersonaeError
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
+
+
+class NotReady(PersonaeError):
+    code = "not_ready"
+    retryable = True
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    service: ChatService
+    catalog: CharacterCatalog
+    store: ConversationStore
+    authenticator: Authenticator
+    readiness: ReadinessCheck
+
+
+def gateway(request: Request) -> Gateway:
+    """FastAPI dependency: the gateway the lifespan installed, or 503 while starting."""
+    found = getattr(request.app.state, "gateway", None)
+    if not isinstance(found, Gateway):
+        raise NotReady("the server is starting")
+    return found

@@ -1,0 +1,184 @@
+"""The OpenAI-compatible API: ``/v1/chat/completions`` (SSE and plain) and ``/v1/models``.
+
+A character is a model: its id is the ``model`` name. The server keeps the history, so only the
+last (user) message of a request is new; the conversation is the one named by the
+``X-Personae-Conversation`` header (``new`` starts one), else the user's latest with the
+character. The response carries the conversation id in the same header.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from personae.core.events import MessageAck, MessageDelta, MessageDone, TurnEvent
+from personae.core.types import InboundMessage, Principal, SamplingOverrides
+from personae.errors import PersonaeError
+from personae.transports.auth import end_user, principal
+from personae.transports.errors import body_for
+from personae.transports.gateway import Gateway, gateway
+from personae.transports.openai_models import ChatCompletionRequest, chunk_body, completion_body
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+CONVERSATION_HEADER = "X-Personae-Conversation"
+NEW_CONVERSATION = "new"  # as the header's value: start a new conversation
+
+
+@router.get("/models")
+async def list_models(
+    gw: Annotated[Gateway, Depends(gateway)], _: Annotated[Principal, Depends(principal)]
+) -> dict[str, Any]:
+    return {"object": "list", "data": [_model_card(c.id) for c in gw.catalog.all()]}
+
+
+@router.get("/models/{model_id}")
+async def get_model(
+    model_id: str,
+    gw: Annotated[Gateway, Depends(gateway)],
+    _: Annotated[Principal, Depends(principal)],
+) -> dict[str, Any]:
+    return _model_card(gw.catalog.get(model_id).id)
+
+
+def _model_card(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "personae"}
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    gw: Annotated[Gateway, Depends(gateway)],
+    caller: Annotated[Principal, Depends(principal)],
+    x_personae_conversation: Annotated[str | None, Header()] = None,
+) -> JSONResponse | StreamingResponse:
+    wants_new = x_personae_conversation == NEW_CONVERSATION
+    inbound = InboundMessage(
+        user=end_user(caller, body.user),
+        character_id=body.model,
+        text=body.new_user_text(),
+        conversation_id=None if wants_new else x_personae_conversation or None,
+        new_conversation=wants_new,
+        sampling=SamplingOverrides(
+            max_tokens=body.max_completion_tokens or body.max_tokens,
+            temperature=body.temperature,
+            top_p=body.top_p,
+        ),
+    )
+    gw.service.validate(inbound)  # fail fast, before any turn state exists
+    events = gw.service.turn(inbound)
+    # Run the turn up to its first reply token before answering, so that a backend that is
+    # down still gets a proper error status, even for streaming requests.
+    try:
+        head = await _until_first_output(events)
+    except BaseException:
+        await events.aclose()
+        raise
+    ack = head[0]
+    assert isinstance(ack, MessageAck)
+    headers = {CONVERSATION_HEADER: ack.conversation.id}
+    completion_id = f"chatcmpl-{ack.message.id.removeprefix('msg_')}"
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        stream = _sse(head, events, completion_id, body.model, include_usage)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+    async with aclosing(events):
+        done = await _until_done(head, events)
+    return JSONResponse(
+        completion_body(
+            completion_id=completion_id,
+            created=int(time.time()),
+            model=body.model,
+            content=done.message.content,
+            finish_reason=_finish(done.finish_reason),
+            usage=_usage(done),
+        ),
+        headers=headers,
+    )
+
+
+async def _until_first_output(events: AsyncIterator[TurnEvent]) -> list[TurnEvent]:
+    head: list[TurnEvent] = []
+    async for event in events:
+        head.append(event)
+        if isinstance(event, MessageDelta | MessageDone):
+            break
+    return head
+
+
+async def _until_done(head: list[TurnEvent], events: AsyncIterator[TurnEvent]) -> MessageDone:
+    for event in head:
+        if isinstance(event, MessageDone):
+            return event
+    async for event in events:
+        if isinstance(event, MessageDone):
+            return event
+    raise RuntimeError("the turn ended without MessageDone")
+
+
+async def _sse(
+    head: list[TurnEvent],
+    events: AsyncGenerator[TurnEvent, None],
+    completion_id: str,
+    model: str,
+    include_usage: bool,
+) -> AsyncIterator[str]:
+    created = int(time.time())
+
+    def chunk(delta: dict[str, str], finish_reason: str | None = None) -> str:
+        body = chunk_body(
+            completion_id=completion_id,
+            created=created,
+            model=model,
+            delta=delta,
+            finish_reason=finish_reason,
+        )
+        return _data(body)
+
+    async def replayed() -> AsyncIterator[TurnEvent]:
+        for event in head:
+            yield event
+        async for event in events:
+            yield event
+
+    yield chunk({"role": "assistant", "content": ""})
+    async with aclosing(events):
+        try:
+            async for event in replayed():
+                if isinstance(event, MessageDelta):
+                    yield chunk({"content": event.text})
+                elif isinstance(event, MessageDone):
+                    yield chunk({}, _finish(event.finish_reason))
+                    if include_usage:
+                        usage_chunk = chunk_body(
+                            completion_id=completion_id, created=created, model=model, delta={}
+                        )
+                        usage_chunk["choices"] = []
+                        usage_chunk["usage"] = _usage(event)
+                        yield _data(usage_chunk)
+        except PersonaeError as exc:
+            # Headers are gone; the OpenAI streaming convention is an ``error`` event.
+            yield _data(body_for(exc)[1])
+            return
+    yield "data: [DONE]\n\n"
+
+
+def _data(body: dict[str, Any]) -> str:
+    return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+
+
+def _finish(reason: str) -> str:
+    return reason if reason in {"stop", "length", "tool_calls", "content_filter"} else "stop"
+
+
+def _usage(done: MessageDone) -> dict[str, int]:
+    return {
+        "prompt_tokens": done.usage.prompt_tokens,
+        "completion_tokens": done.usage.completion_tokens,
+        "total_tokens": done.usage.total_tokens,
+    }

@@ -1,0 +1,132 @@
+"""The REST API for people and front ends: characters, conversations, messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from personae.core.characters import Character
+from personae.core.types import Conversation, Message, Principal
+from personae.errors import ConversationNotFound
+from personae.transports.auth import end_user, principal
+from personae.transports.gateway import Gateway, gateway
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+class CharacterOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    tags: list[str]
+    greetings: list[str]
+    version: str
+
+    @classmethod
+    def of(cls, c: Character) -> CharacterOut:
+        return cls(
+            id=c.id,
+            name=c.name,
+            description=c.description,
+            tags=list(c.tags),
+            greetings=list(c.greetings),
+            version=c.version,
+        )
+
+
+class ConversationOut(BaseModel):
+    id: str
+    character_id: str
+    created_at: datetime
+    updated_at: datetime
+    last_seq: int
+
+    @classmethod
+    def of(cls, c: Conversation) -> ConversationOut:
+        return cls(
+            id=c.id,
+            character_id=c.character_id,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+            last_seq=c.last_seq,
+        )
+
+
+class MessageOut(BaseModel):
+    id: str
+    seq: int
+    role: str
+    content: str
+    status: str
+    created_at: datetime
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: float | None
+
+    @classmethod
+    def of(cls, m: Message) -> MessageOut:
+        return cls(
+            id=m.id,
+            seq=m.seq,
+            role=m.role.value,
+            content=m.content,
+            status=m.status.value,
+            created_at=m.created_at,
+            model=m.model,
+            prompt_tokens=m.prompt_tokens,
+            completion_tokens=m.completion_tokens,
+            latency_ms=m.latency_ms,
+        )
+
+
+Caller = Annotated[Principal, Depends(principal)]
+Gw = Annotated[Gateway, Depends(gateway)]
+UserParam = Annotated[str | None, Query(min_length=1, max_length=256)]
+
+
+@router.get("/characters")
+async def list_characters(gw: Gw, _: Caller) -> list[CharacterOut]:
+    return [CharacterOut.of(c) for c in gw.catalog.all()]
+
+
+@router.get("/characters/{character_id}")
+async def get_character(character_id: str, gw: Gw, _: Caller) -> CharacterOut:
+    return CharacterOut.of(gw.catalog.get(character_id))
+
+
+@router.get("/conversations")
+async def list_conversations(
+    gw: Gw,
+    caller: Caller,
+    user: UserParam = None,
+    character: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[ConversationOut]:
+    found = await gw.store.get_user(end_user(caller, user))
+    if found is None:
+        return []
+    conversations = await gw.store.list_conversations(found.id, character_id=character, limit=limit)
+    return [ConversationOut.of(c) for c in conversations]
+
+
+@router.get("/conversations/{conversation_id}/messages")
+async def list_messages(
+    conversation_id: str,
+    gw: Gw,
+    caller: Caller,
+    user: UserParam = None,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[MessageOut]:
+    owner = await gw.store.get_user(end_user(caller, user))
+    conversation = await gw.store.get_conversation(conversation_id)
+    # Someone else's conversation is reported as missing, not as forbidden: its existence is
+    # not the caller's business.
+    if owner is None or conversation is None or conversation.user_id != owner.id:
+        raise ConversationNotFound(conversation_id)
+    messages = await gw.store.list_messages(conversation_id, after_seq=after_seq, limit=limit)
+    return [MessageOut.of(m) for m in messages]

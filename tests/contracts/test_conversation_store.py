@@ -1,0 +1,400 @@
+"""The ConversationStore contract: every implementation passes this same suite.
+
+Each implementation is a ``Backend``: it makes a store on fresh storage for one test, and can
+look underneath the port for what the port cannot show (a snapshot of every stored row).
+Adding PostgreSQL is one more entry in ``BACKENDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from personae.core.ports import ConversationStore
+from personae.core.types import MessageStatus, NewMessage, OpenedTurn, Role
+from personae.errors import ConversationNotFound, InvalidInput, StorageError
+from personae.storage.sqlite import SqliteConversationStore
+from tests.sqlite_snapshot import Snapshot, sqlite_snapshot
+
+
+class Backend(Protocol):
+    def make(self) -> ConversationStore: ...
+
+    async def snapshot(self) -> Snapshot:
+        """Every row of every table, in a stable order."""
+        ...
+
+
+class SqliteBackend:
+    def __init__(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "store.db"
+
+    def make(self) -> ConversationStore:
+        return SqliteConversationStore(self.path)
+
+    async def snapshot(self) -> Snapshot:
+        return sqlite_snapshot(self.path)
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": SqliteBackend}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[ConversationStore]:
+    async with backend.make() as opened:
+        yield opened
+
+
+async def turn(
+    store: ConversationStore,
+    user: str = "u1",
+    character: str = "alice",
+    text: str = "hi",
+    **kwargs: Any,
+) -> OpenedTurn:
+    return await store.open_turn(external_user_id=user, character_id=character, text=text, **kwargs)
+
+
+def reply(text: str = "hello") -> NewMessage:
+    return NewMessage(Role.ASSISTANT, text)
+
+
+# --- open_turn ----------------------------------------------------------------------------
+
+
+async def test_first_turn_creates_user_and_conversation(store: ConversationStore) -> None:
+    opened = await turn(store, text="Hi there")
+
+    assert opened.created_user
+    assert opened.created_conversation
+    assert opened.user.external_id == "u1"
+    assert opened.user.id.startswith("usr_")
+    assert opened.conversation.id.startswith("conv_")
+    assert opened.conversation.user_id == opened.user.id
+    assert opened.conversation.character_id == "alice"
+    assert opened.conversation.last_seq == 1
+    message = opened.message
+    assert message.id.startswith("msg_")
+    assert (message.seq, message.role, message.content) == (1, Role.USER, "Hi there")
+    assert message.status is MessageStatus.COMPLETE
+    assert message.conversation_id == opened.conversation.id
+    assert await store.get_user("u1") == opened.user
+    assert await store.get_conversation(opened.conversation.id) == opened.conversation
+    assert await store.list_messages(opened.conversation.id) == [message]
+
+
+async def test_later_turns_continue_the_conversation(store: ConversationStore) -> None:
+    first = await turn(store, greeting="Welcome!")
+    second = await turn(store, text="again", greeting="Welcome!")
+
+    assert not second.created_user
+    assert not second.created_conversation
+    assert second.user == first.user
+    assert second.conversation.id == first.conversation.id
+    assert second.message.seq == 3  # greeting 1, first message 2; no second greeting
+    assert [m.role for m in await store.list_messages(first.conversation.id)] == [
+        Role.ASSISTANT,
+        Role.USER,
+        Role.USER,
+    ]
+
+
+async def test_greeting_is_stored_at_seq_1_before_the_user_message(
+    store: ConversationStore,
+) -> None:
+    opened = await turn(store, text="hello", greeting="I am Alice.")
+
+    greeting, message = await store.list_messages(opened.conversation.id)
+    assert (greeting.seq, greeting.role, greeting.content) == (1, Role.ASSISTANT, "I am Alice.")
+    assert (message.seq, message.role) == (2, Role.USER)
+    assert opened.message == message
+    assert opened.conversation.last_seq == 2
+
+
+async def test_explicit_conversation_id_is_used(store: ConversationStore) -> None:
+    first = await turn(store)
+    second = await turn(store, conversation_id=first.conversation.id)
+
+    assert second.conversation.id == first.conversation.id
+    assert second.message.seq == 2
+
+
+@pytest.mark.parametrize(
+    ("user", "character"),
+    [("u2", "alice"), ("u1", "bob"), ("u2", "bob")],
+    ids=["other-user", "other-character", "both"],
+)
+async def test_a_conversation_of_someone_else_is_not_found(
+    store: ConversationStore, backend: Backend, user: str, character: str
+) -> None:
+    theirs = await turn(store, user="u1", character="alice")
+    await turn(store, user="u2", character="bob")  # u2 exists too
+    before = await backend.snapshot()
+
+    with pytest.raises(ConversationNotFound) as caught:
+        await turn(store, user=user, character=character, conversation_id=theirs.conversation.id)
+
+    assert caught.value.conversation_id == theirs.conversation.id
+    assert await backend.snapshot() == before
+
+
+async def test_unknown_conversation_id_is_not_found_and_creates_nothing(
+    store: ConversationStore, backend: Backend
+) -> None:
+    before = await backend.snapshot()
+
+    with pytest.raises(ConversationNotFound):
+        await turn(store, user="new", conversation_id="conv_missing", greeting="hi")
+
+    # The user was inserted first inside the transaction; the failure took it back out.
+    assert await store.get_user("new") is None
+    assert await backend.snapshot() == before
+
+
+async def test_the_most_recently_active_conversation_is_used(store: ConversationStore) -> None:
+    older = await turn(store)
+    other_character = await turn(store, character="bob")
+    newer = await turn(store, new_conversation=True, greeting="Hello again")
+    newer_id = newer.conversation.id
+    assert newer.created_conversation
+    assert not newer.created_user
+    assert newer_id != older.conversation.id
+    assert [m.seq for m in await store.list_messages(newer_id)] == [1, 2]
+
+    assert (await turn(store)).conversation.id == newer_id
+    await store.append_message(older.conversation.id, reply())
+    assert (await turn(store)).conversation.id == older.conversation.id
+
+    listed = await store.list_conversations(older.user.id, character_id="alice")
+    assert [c.id for c in listed] == [older.conversation.id, newer_id]
+
+    with pytest.raises(InvalidInput):
+        await turn(store, conversation_id=newer_id, new_conversation=True)
+    everything = await store.list_conversations(older.user.id)
+    assert [c.id for c in everything] == [
+        older.conversation.id,
+        newer_id,
+        other_character.conversation.id,
+    ]
+    assert len(await store.list_conversations(older.user.id, limit=2)) == 2
+    assert await store.list_conversations("usr_nobody") == []
+
+
+# --- append_message and reading ---------------------------------------------------------
+
+
+async def test_append_message_stores_every_field(store: ConversationStore) -> None:
+    opened = await turn(store)
+    new = NewMessage(
+        Role.ASSISTANT,
+        "Partial rep",
+        status=MessageStatus.INCOMPLETE,
+        model="gemma",
+        prompt_tokens=12,
+        completion_tokens=3,
+        latency_ms=41.5,
+    )
+
+    stored = await store.append_message(opened.conversation.id, new)
+
+    assert stored.seq == 2
+    assert (stored.role, stored.content, stored.status) == (new.role, new.content, new.status)
+    assert (stored.model, stored.prompt_tokens, stored.completion_tokens) == ("gemma", 12, 3)
+    assert stored.latency_ms == 41.5
+    assert (await store.list_messages(opened.conversation.id))[-1] == stored
+    conversation = await store.get_conversation(opened.conversation.id)
+    assert conversation is not None
+    assert conversation.last_seq == 2
+
+
+async def test_append_to_a_missing_conversation_stores_nothing(
+    store: ConversationStore, backend: Backend
+) -> None:
+    await turn(store)
+    before = await backend.snapshot()
+
+    with pytest.raises(ConversationNotFound):
+        await store.append_message("conv_missing", reply())
+
+    assert await backend.snapshot() == before
+
+
+async def test_seqs_are_gap_free_and_increasing(store: ConversationStore) -> None:
+    opened = await turn(store, greeting="hey")
+    conversation_id = opened.conversation.id
+    for i in range(8):
+        await store.append_message(conversation_id, reply(f"r{i}"))
+        await turn(store, text=f"t{i}")
+
+    messages = await store.list_messages(conversation_id)
+    assert [m.seq for m in messages] == list(range(1, 19))
+    assert len({m.id for m in messages}) == 18
+    conversation = await store.get_conversation(conversation_id)
+    assert conversation is not None
+    assert conversation.last_seq == 18
+
+
+async def test_concurrent_appends_get_distinct_consecutive_seqs(store: ConversationStore) -> None:
+    opened = await turn(store)
+    conversation_id = opened.conversation.id
+
+    stored = await asyncio.gather(
+        *(store.append_message(conversation_id, reply(f"r{i}")) for i in range(20))
+    )
+
+    assert sorted(m.seq for m in stored) == list(range(2, 22))
+    listed = await store.list_messages(conversation_id)
+    assert [m.seq for m in listed] == list(range(1, 22))
+    assert {m.content for m in listed[1:]} == {f"r{i}" for i in range(20)}
+
+
+async def test_list_messages_pages_forward(store: ConversationStore) -> None:
+    opened = await turn(store)
+    for i in range(5):
+        await store.append_message(opened.conversation.id, reply(f"r{i}"))
+
+    page = await store.list_messages(opened.conversation.id, after_seq=2, limit=2)
+    assert [m.seq for m in page] == [3, 4]
+    rest = await store.list_messages(opened.conversation.id, after_seq=4)
+    assert [m.seq for m in rest] == [5, 6]
+    assert await store.list_messages(opened.conversation.id, after_seq=6) == []
+    assert await store.list_messages("conv_missing") == []
+
+
+async def test_recent_messages_are_the_last_ones_oldest_first(store: ConversationStore) -> None:
+    opened = await turn(store)
+    for i in range(5):
+        await store.append_message(opened.conversation.id, reply(f"r{i}"))
+
+    recent = await store.recent_messages(opened.conversation.id, limit=3)
+    assert [m.seq for m in recent] == [4, 5, 6]
+    assert [m.content for m in recent] == ["r2", "r3", "r4"]
+    everything = await store.recent_messages(opened.conversation.id, limit=100)
+    assert [m.seq for m in everything] == [1, 2, 3, 4, 5, 6]
+    assert await store.recent_messages(opened.conversation.id, limit=0) == []
+    assert await store.recent_messages("conv_missing", limit=5) == []
+
+
+async def test_unknown_user_and_conversation_are_none(store: ConversationStore) -> None:
+    assert await store.get_user("nobody") is None
+    assert await store.get_conversation("conv_missing") is None
+
+
+# --- timestamps ---------------------------------------------------------------------------
+
+
+def _is_utc(moment: datetime) -> bool:
+    return moment.tzinfo is not None and moment.utcoffset() == timedelta(0)
+
+
+async def test_timestamps_are_aware_utc_and_move_forward(store: ConversationStore) -> None:
+    started = datetime.now(UTC)
+    opened = await turn(store, greeting="hey")
+    conversation = opened.conversation
+    times = [opened.user.created_at, conversation.created_at, conversation.updated_at]
+    assert all(_is_utc(t) for t in times)
+    assert started <= conversation.created_at <= conversation.updated_at
+
+    updated = conversation.updated_at
+    for _ in range(5):
+        message = await store.append_message(conversation.id, reply())
+        assert _is_utc(message.created_at)
+        stored = await store.get_conversation(conversation.id)
+        assert stored is not None
+        assert stored.updated_at > updated
+        assert _is_utc(stored.updated_at)
+        assert stored.updated_at >= message.created_at
+        updated = stored.updated_at
+
+    messages = await store.list_messages(conversation.id)
+    assert all(_is_utc(m.created_at) for m in messages)
+    assert [m.created_at for m in messages] == sorted(m.created_at for m in messages)
+
+
+# --- discard_turn -------------------------------------------------------------------------
+
+
+async def test_discarding_a_first_turn_leaves_no_trace(
+    store: ConversationStore, backend: Backend
+) -> None:
+    before = await backend.snapshot()
+
+    opened = await turn(store, greeting="Welcome!")
+    await store.discard_turn(opened)
+
+    assert await backend.snapshot() == before
+    assert await store.get_user("u1") is None
+    assert await store.get_conversation(opened.conversation.id) is None
+
+
+async def test_discarding_a_turn_restores_the_conversation(
+    store: ConversationStore, backend: Backend
+) -> None:
+    first = await turn(store, greeting="Welcome!")
+    await store.append_message(first.conversation.id, reply())
+    before = await backend.snapshot()
+    conversation_before = await store.get_conversation(first.conversation.id)
+
+    opened = await turn(store, text="doomed")
+    assert not opened.created_user
+    assert not opened.created_conversation
+    await store.discard_turn(opened)
+
+    assert await backend.snapshot() == before
+    assert await store.get_conversation(first.conversation.id) == conversation_before
+    again = await turn(store, text="retry")
+    assert again.message.seq == 4  # the discarded seq is handed out again
+    assert [m.seq for m in await store.list_messages(first.conversation.id)] == [1, 2, 3, 4]
+
+
+async def test_discarding_a_new_conversation_keeps_the_user(
+    store: ConversationStore, backend: Backend
+) -> None:
+    first = await turn(store, character="alice")
+    before = await backend.snapshot()
+
+    opened = await turn(store, character="bob", greeting="Bob here.")
+    assert opened.created_conversation
+    assert not opened.created_user
+    await store.discard_turn(opened)
+
+    assert await backend.snapshot() == before
+    assert await store.get_user("u1") == first.user
+
+
+async def test_a_discarded_new_user_with_other_conversations_is_kept(
+    store: ConversationStore,
+) -> None:
+    first = await turn(store, character="alice")
+    await turn(store, character="bob")
+
+    await store.discard_turn(first)
+
+    assert await store.get_user("u1") == first.user
+    assert await store.get_conversation(first.conversation.id) is None
+    assert [c.character_id for c in await store.list_conversations(first.user.id)] == ["bob"]
+
+
+# --- lifecycle ----------------------------------------------------------------------------
+
+
+async def test_a_store_that_is_not_open_refuses_work(backend: Backend) -> None:
+    store = backend.make()
+    with pytest.raises(StorageError):
+        await store.get_user("u1")
+
+    async with store:
+        await turn(store)
+
+    with pytest.raises(StorageError):
+        await turn(store)

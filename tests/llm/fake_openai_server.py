@@ -1,0 +1,175 @@
+"""A tiny OpenAI-compatible server for tests: ``POST /v1/chat/completions`` on 127.0.0.1, run
+by uvicorn in a background thread, answering with scripted behaviours.
+
+    with FakeOpenAIServer() as server:
+        server.enqueue(Reply(["Hel", "lo"]), Fail(500))
+        ... OpenAICompatChatModel(base_url=server.base_url, ...) ...
+        server.requests[0]["body"]["messages"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+@dataclass
+class Reply:
+    """A normal answer: streamed as SSE when the client asks for a stream, else plain JSON."""
+
+    tokens: list[str] = field(default_factory=lambda: ["Hello", " there", "!"])
+    finish_reason: str = "stop"
+    usage: tuple[int, int] | None = (7, 3)  # (prompt, completion); None: send no usage
+    first_token_delay_s: float = 0.0
+    break_after: int | None = None  # drop the connection after this many tokens
+    plain_json: bool = False  # answer plain JSON even when asked to stream
+
+
+@dataclass
+class Fail:
+    """An HTTP error with an OpenAI-style error body."""
+
+    status: int
+    message: str = "scripted failure"
+
+
+@dataclass
+class Raw:
+    """Exactly these bytes, whatever was asked."""
+
+    body: bytes
+    content_type: str = "text/event-stream"
+    status: int = 200
+
+
+Behaviour = Reply | Fail | Raw
+
+
+class StreamBroken(Exception):
+    """Raised inside a streaming body so that uvicorn drops the connection midway."""
+
+
+class FakeOpenAIServer:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []  # {"headers": {...}, "body": {...}}
+        self._script: deque[Behaviour] = deque()
+        app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
+        self._server = uvicorn.Server(config)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        port = self._socket.getsockname()[1]
+        return f"http://127.0.0.1:{port}/v1"
+
+    def enqueue(self, *behaviours: Behaviour) -> None:
+        """Script the next answers, in order; with nothing scripted the server sends
+        ``Reply()``."""
+        self._script.extend(behaviours)
+
+    def __enter__(self) -> Self:
+        self._socket.bind(("127.0.0.1", 0))
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self._socket.close()
+                raise RuntimeError("the fake OpenAI server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        self.requests.append({"headers": dict(request.headers), "body": body})
+        behaviour = self._script.popleft() if self._script else Reply()
+        if isinstance(behaviour, Fail):
+            error = {"message": behaviour.message, "type": "scripted_error", "code": None}
+            return JSONResponse({"error": error}, status_code=behaviour.status)
+        if isinstance(behaviour, Raw):
+            return Response(
+                behaviour.body, status_code=behaviour.status, media_type=behaviour.content_type
+            )
+        if behaviour.plain_json or not body.get("stream"):
+            return JSONResponse(_completion(body["model"], behaviour))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return StreamingResponse(
+            _sse(body["model"], behaviour, include_usage), media_type="text/event-stream"
+        )
+
+
+def _completion(model: str, reply: Reply) -> dict[str, Any]:
+    message = {"role": "assistant", "content": "".join(reply.tokens)}
+    result: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
+    }
+    if reply.usage is not None:
+        result["usage"] = _usage(reply.usage)
+    return result
+
+
+async def _sse(model: str, reply: Reply, include_usage: bool) -> AsyncIterator[bytes]:
+    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        chunk = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": choices,
+            **extra,
+        }
+        return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
+    for index, token in enumerate(reply.tokens):
+        if index == reply.break_after:
+            raise StreamBroken("scripted: the stream breaks here")
+        if index == 0 and reply.first_token_delay_s:
+            await asyncio.sleep(reply.first_token_delay_s)
+        yield event([{"index": 0, "delta": {"content": token}, "finish_reason": None}])
+    yield event([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}])
+    if include_usage and reply.usage is not None:
+        yield event([], usage=_usage(reply.usage))
+    yield b"data: [DONE]\n\n"
+
+
+def _usage(usage: tuple[int, int]) -> dict[str, int]:
+    prompt, completion = usage
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
