@@ -24,7 +24,7 @@ from personae.core.service import ChatService, TurnSettings
 from personae.core.types import GenerationParams
 from personae.errors import ConfigurationError
 from personae.llm import plugin as llm_plugin
-from personae.llm.llamacpp import packaged_model_path
+from personae.llm.packaged import packaged_model_path
 from personae.plugins.manager import chat_model_factories, make_plugin_manager
 from personae.plugins.specs import BackendConfig
 from personae.security.auth import StaticKeyAuthenticator

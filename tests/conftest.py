@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from personae.llm.packaged import packaged_model_path
+
+
+@pytest.fixture(scope="session")
+def gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged Gemma 3 270M GGUF, assembled once per test session. ``make test`` installs
+    the ``local`` extra, so a missing package is a failure here, never a skip."""
+    return packaged_model_path(tmp_path_factory.mktemp("personae-data"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # llama_cpp._utils opens two /dev/null files at import and never closes them; with
+    # warnings as errors, interpreter exit then prints ResourceWarnings that are not ours.
+    import sys
+
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()
