@@ -11,13 +11,15 @@ Snapshot = dict[str, list[tuple[Any, ...]]]
 def sqlite_snapshot(path: Path) -> Snapshot:
     conn = sqlean.connect(str(path))
     try:
-        tables = [
-            name
-            for (name,) in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            )
-        ]
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
+        tables = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()
+        snapshot = {}
+        for name, sql in tables:
+            # WITHOUT ROWID tables have no rowid; their primary key leads their columns.
+            order = "1, 2" if "WITHOUT ROWID" in sql.upper() else "rowid"
+            snapshot[name] = conn.execute(f"SELECT * FROM {name} ORDER BY {order}").fetchall()
+        return snapshot
     finally:
         conn.close()

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import pytest
 
 from personae.core.ports import ConversationStore
-from personae.core.types import MessageStatus, NewMessage, OpenedTurn, Role
-from personae.errors import ConversationNotFound, InvalidInput, StorageError
+from personae.core.types import EventRecord, MessageStatus, NewMessage, OpenedTurn, Role
+from personae.errors import Conflict, ConversationNotFound, InvalidInput, StorageError
 from personae.storage.sqlite import SqliteConversationStore
 from tests.sqlite_snapshot import Snapshot, sqlite_snapshot
 
@@ -398,3 +398,82 @@ async def test_a_store_that_is_not_open_refuses_work(backend: Backend) -> None:
 
     with pytest.raises(StorageError):
         await turn(store)
+
+
+# --- event log ----------------------------------------------------------------------------
+
+
+def record(seq: int, last: int | None = None, event: str = "message.ack") -> EventRecord:
+    return EventRecord(seq, last if last is not None else seq, event, {"n": seq})
+
+
+async def test_events_append_in_order_and_read_back_after_a_seq(store: ConversationStore) -> None:
+    conversation = (await turn(store)).conversation
+    await store.append_events(conversation.id, [record(1)])
+    await store.append_events(
+        conversation.id,
+        [record(2, 4, "message.delta"), record(5, event="message.done")],
+    )
+    stored = await store.get_conversation(conversation.id)
+    assert stored is not None
+    assert stored.last_event_seq == 5
+    assert [(r.seq, r.last_seq) for r in await store.list_events(conversation.id)] == [
+        (1, 1),
+        (2, 4),
+        (5, 5),
+    ]
+    # A run that straddles after_seq is returned whole; the reader skips what it has.
+    straddling = await store.list_events(conversation.id, after_seq=3)
+    assert [(r.seq, r.event, r.payload) for r in straddling] == [
+        (2, "message.delta", {"n": 2}),
+        (5, "message.done", {"n": 5}),
+    ]
+    assert await store.list_events(conversation.id, after_seq=5) == []
+
+
+@pytest.mark.parametrize("records", [[record(2)], [record(1), record(3)], [record(1, 0)]])
+async def test_events_that_leave_a_gap_or_overlap_are_refused_whole(
+    store: ConversationStore, backend: Backend, records: list[EventRecord]
+) -> None:
+    conversation = (await turn(store)).conversation
+    before = await backend.snapshot()
+    with pytest.raises(Conflict):
+        await store.append_events(conversation.id, records)
+    assert await backend.snapshot() == before
+
+
+async def test_events_of_an_unknown_conversation(store: ConversationStore) -> None:
+    with pytest.raises(ConversationNotFound):
+        await store.append_events("conv_missing", [record(1)])
+    assert await store.list_events("conv_missing") == []
+
+
+# --- idempotency keys -----------------------------------------------------------------------
+
+
+async def test_a_repeated_idempotency_key_returns_the_first_message_and_writes_nothing(
+    store: ConversationStore, backend: Backend
+) -> None:
+    first = await turn(store, text="once", idempotency_key="k1")
+    assert not first.duplicate
+    before = await backend.snapshot()
+    again = await turn(store, text="once", idempotency_key="k1")
+    assert again.duplicate
+    assert again.message == first.message
+    assert again.conversation.id == first.conversation.id
+    assert await backend.snapshot() == before
+
+
+async def test_idempotency_keys_belong_to_one_user(store: ConversationStore) -> None:
+    mine = await turn(store, user="u1", idempotency_key="same")
+    theirs = await turn(store, user="u2", idempotency_key="same")
+    assert not theirs.duplicate
+    assert theirs.message.id != mine.message.id
+
+
+async def test_a_discarded_turn_frees_its_idempotency_key(store: ConversationStore) -> None:
+    first = await turn(store, idempotency_key="k1")
+    await store.discard_turn(first)
+    retried = await turn(store, idempotency_key="k1")
+    assert not retried.duplicate
+    assert retried.message.id != first.message.id

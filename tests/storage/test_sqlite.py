@@ -208,7 +208,7 @@ async def test_time_moves_forward_even_when_the_clock_does_not(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     frozen = datetime(2030, 1, 1, tzinfo=UTC)
-    monkeypatch.setattr(conversations, "_now", lambda: frozen)
+    monkeypatch.setattr(conversations, "now", lambda: frozen)
     async with SqliteConversationStore(path) as store:
         opened = await store.open_turn(
             external_user_id="u1", character_id="alice", text="hi", greeting="hey"
@@ -217,7 +217,7 @@ async def test_time_moves_forward_even_when_the_clock_does_not(
             await store.append_message(opened.conversation.id, NewMessage(Role.ASSISTANT, "a"))
         before = await store.get_conversation(opened.conversation.id)
 
-        monkeypatch.setattr(conversations, "_now", lambda: frozen - timedelta(days=1))
+        monkeypatch.setattr(conversations, "now", lambda: frozen - timedelta(days=1))
         doomed = await store.open_turn(external_user_id="u1", character_id="alice", text="x")
         await store.discard_turn(doomed)
         after = await store.get_conversation(opened.conversation.id)

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from personae.core.ports import ConversationLock
+from personae.core.events import ConversationEvent
+from personae.core.ports import ConversationLock, EventBus
 
 
 class LocalConversationLock(ConversationLock):
@@ -33,3 +34,38 @@ class LocalConversationLock(ConversationLock):
     def __len__(self) -> int:
         """How many keys are held or waited for (for tests and metrics)."""
         return len(self._locks)
+
+
+class LocalEventBus(EventBus):
+    """In-process fan-out: one unbounded queue per subscription. Queues stay short because
+    each subscriber hands events on to its connection's bounded outbox at once, and a
+    connection that cannot keep up is dropped there, not here."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[asyncio.Queue[ConversationEvent]]] = {}
+
+    async def publish(self, event: ConversationEvent) -> None:
+        for queue in self._subscribers.get(event.conversation_id, ()):
+            queue.put_nowait(event)
+
+    @asynccontextmanager
+    async def subscribe(
+        self, conversation_id: str
+    ) -> AsyncIterator[AsyncIterator[ConversationEvent]]:
+        queue: asyncio.Queue[ConversationEvent] = asyncio.Queue()
+        self._subscribers.setdefault(conversation_id, set()).add(queue)
+        try:
+            yield _drain(queue)
+        finally:
+            subscribers = self._subscribers[conversation_id]
+            subscribers.discard(queue)
+            if not subscribers:
+                del self._subscribers[conversation_id]
+
+    def subscriber_count(self, conversation_id: str) -> int:
+        return len(self._subscribers.get(conversation_id, ()))
+
+
+async def _drain(queue: asyncio.Queue[ConversationEvent]) -> AsyncIterator[ConversationEvent]:
+    while True:
+        yield await queue.get()

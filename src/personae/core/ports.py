@@ -10,14 +10,16 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
+from personae.core.events import ConversationEvent
 from personae.core.types import (
     ChatRequest,
     Conversation,
+    EventRecord,
     InboundMessage,
     Message,
     ModelChunk,
@@ -103,6 +105,7 @@ class ConversationStore(Resource, abc.ABC):
         conversation_id: str | None = None,
         new_conversation: bool = False,
         greeting: str | None = None,
+        idempotency_key: str | None = None,
     ) -> OpenedTurn:
         """Store a user message, durably, in one transaction.
 
@@ -112,6 +115,9 @@ class ConversationStore(Resource, abc.ABC):
         active conversation with the character is used, or a new one if there is none. A new
         conversation starts with ``greeting`` as an assistant message when given. Giving both
         ``conversation_id`` and ``new_conversation`` is ``InvalidInput``.
+
+        With an ``idempotency_key`` the user already used, nothing is written: the result is
+        the message stored then, with ``duplicate=True``.
         """
 
     @abc.abstractmethod
@@ -122,6 +128,18 @@ class ConversationStore(Resource, abc.ABC):
     @abc.abstractmethod
     async def append_message(self, conversation_id: str, message: NewMessage) -> Message:
         """Store a message at the next ``seq``. Raises ``ConversationNotFound``."""
+
+    @abc.abstractmethod
+    async def append_events(self, conversation_id: str, records: Sequence[EventRecord]) -> None:
+        """Store events in order. The first must follow the conversation's ``last_event_seq``
+        and each the one before it, else ``Conflict`` (someone else wrote events meanwhile).
+        Raises ``ConversationNotFound``."""
+
+    @abc.abstractmethod
+    async def list_events(
+        self, conversation_id: str, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[EventRecord]:
+        """Stored records holding events with ``seq > after_seq``, in order."""
 
     @abc.abstractmethod
     async def get_user(self, external_user_id: str) -> User | None: ...
@@ -195,21 +213,22 @@ class ConversationLock(abc.ABC):
     def hold(self, key: str) -> AbstractAsyncContextManager[None]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class BusEvent:
-    topic: str
-    seq: int
-    payload: dict[str, Any] = field(default_factory=dict)
-
-
 class EventBus(Resource, abc.ABC):
-    """Fan-out of turn events with replay from a sequence number (realtime issue)."""
+    """Fans conversation events out to every subscriber, in this process or (Redis) others.
+
+    The bus only carries live events; replay after a reconnect comes from the store's event log
+    and the in-flight turn's buffer (see ``core.hub``).
+    """
 
     @abc.abstractmethod
-    async def publish(self, topic: str, payload: dict[str, Any]) -> BusEvent: ...
+    async def publish(self, event: ConversationEvent) -> None: ...
 
     @abc.abstractmethod
-    def subscribe(self, topic: str, *, after_seq: int = 0) -> AsyncIterator[BusEvent]: ...
+    def subscribe(
+        self, conversation_id: str
+    ) -> AbstractAsyncContextManager[AsyncIterator[ConversationEvent]]:
+        """Subscribed on enter, so nothing published after entering is missed; the iterator
+        yields events in publication order until the context exits."""
 
 
 class RateLimiter(abc.ABC):

@@ -90,17 +90,21 @@ class ChatService:
                 text=inbound.text,
                 conversation_id=inbound.conversation_id,
                 new_conversation=inbound.new_conversation,
+                idempotency_key=inbound.idempotency_key,
                 greeting=expand(greeting, char=character.name, user=user_name)
                 if greeting
                 else None,
             )
-            yield MessageAck(opened.conversation, opened.message)
+            yield MessageAck(opened.conversation, opened.message, duplicate=opened.duplicate)
+            if opened.duplicate:
+                return
             try:
                 prompt = await self._assemble(character, model, opened, inbound.text, params)
             except BaseException:
-                await self._store.discard_turn(opened)
+                if not inbound.durable_ack:
+                    await self._store.discard_turn(opened)
                 raise
-            generation = self._generate(character, model, opened, prompt, params)
+            generation = self._generate(character, model, opened, prompt, params, inbound)
             async with aclosing(generation) as events:
                 async for event in events:
                     yield event
@@ -142,6 +146,7 @@ class ChatService:
         opened: OpenedTurn,
         prompt: AssembledPrompt,
         params: GenerationParams,
+        inbound: InboundMessage,
     ) -> AsyncGenerator[TurnEvent, None]:
         conversation_id = opened.conversation.id
         request = ChatRequest(
@@ -171,10 +176,10 @@ class ChatService:
             if not text:
                 raise BackendProtocolError("the model returned an empty reply", backend=model.name)
         except BackendError:
-            await self._settle(model, opened, parts, started, MessageStatus.INCOMPLETE)
+            await self._settle(model, opened, inbound, parts, started, MessageStatus.INCOMPLETE)
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            await self._settle(model, opened, parts, started, MessageStatus.CANCELLED)
+            await self._settle(model, opened, inbound, parts, started, MessageStatus.CANCELLED)
             raise
 
         latency_ms = (time.perf_counter() - started) * 1000
@@ -203,6 +208,7 @@ class ChatService:
         self,
         model: ChatModel,
         opened: OpenedTurn,
+        inbound: InboundMessage,
         parts: list[str],
         started: float,
         status: MessageStatus,
@@ -210,7 +216,8 @@ class ChatService:
         """End a turn that did not complete: keep what the user saw, or leave no trace."""
         text = "".join(parts).strip()
         if not text:
-            await self._shielded(self._store.discard_turn(opened))
+            if not inbound.durable_ack:  # an acknowledged message stays, reply or not
+                await self._shielded(self._store.discard_turn(opened))
             return
         partial = NewMessage(
             role=Role.ASSISTANT,

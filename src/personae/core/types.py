@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 class Role(enum.StrEnum):
@@ -82,7 +83,8 @@ class Conversation:
     character_id: str
     created_at: datetime
     updated_at: datetime
-    last_seq: int = 0
+    last_seq: int = 0  # the newest message's seq
+    last_event_seq: int = 0  # the newest stored event's seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,18 @@ class OpenedTurn:
     message: Message
     created_user: bool
     created_conversation: bool
+    duplicate: bool = False  # the idempotency key was seen: ``message`` is the one stored then
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A stored event of a conversation. A run of deltas is one record covering
+    ``seq..last_seq``; every other event covers one seq."""
+
+    seq: int
+    last_seq: int
+    event: str
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,3 +179,7 @@ class InboundMessage:
     new_conversation: bool = False  # start a new conversation instead of the latest
     channel: str = "http"
     sampling: SamplingOverrides = field(default_factory=SamplingOverrides)
+    idempotency_key: str | None = None  # a retry with the same key never makes a second turn
+    # True when the sender is told the message is stored before the reply (WebSocket ack): the
+    # message then stays even if the reply fails. False (HTTP): a failed turn leaves no trace.
+    durable_ack: bool = False

@@ -1,4 +1,4 @@
-"""``ConversationStore`` on SQLite: users, conversations and messages in one database file.
+"""``ConversationStore`` on SQLite: users, conversations, messages and event logs in one file.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction on the store's single worker thread, so a
 method stores everything or nothing, and ``seq`` (``conversations.last_seq + 1``) cannot be
@@ -8,36 +8,40 @@ handed out twice, even to another process writing the same file.
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from personae.core.ports import ConversationStore
 from personae.core.types import (
     Conversation,
+    EventRecord,
     Message,
-    MessageStatus,
     NewMessage,
     OpenedTurn,
     Role,
     User,
 )
 from personae.errors import ConversationNotFound, InvalidInput
+from personae.storage.sqlite import event_log
 from personae.storage.sqlite.connection import Connection, SqliteDatabase, transaction
 from personae.storage.sqlite.migrations import migrate
-
-T = TypeVar("T")
-
-_USER = "SELECT id, external_id, created_at FROM users"
-_CONVERSATION = (
-    "SELECT id, user_id, character_id, created_at, updated_at, last_seq FROM conversations"
+from personae.storage.sqlite.rows import (
+    CONVERSATION_COLUMNS,
+    MESSAGE_COLUMNS,
+    USER_COLUMNS,
+    T,
+    as_text,
+    clamp_limit,
+    conversation_of,
+    first,
+    message_of,
+    new_id,
+    now,
+    user_of,
 )
-_MESSAGE = (
-    "SELECT id, conversation_id, seq, role, content, created_at, status, model, prompt_tokens,"
-    " completion_tokens, latency_ms FROM messages"
-)
+
 # Most recently active first; rowid breaks ties in favour of the newer conversation.
 _RECENT_FIRST = "ORDER BY updated_at DESC, rowid DESC"
 
@@ -78,6 +82,7 @@ class SqliteConversationStore(ConversationStore):
         conversation_id: str | None = None,
         new_conversation: bool = False,
         greeting: str | None = None,
+        idempotency_key: str | None = None,
     ) -> OpenedTurn:
         if new_conversation and conversation_id is not None:
             raise InvalidInput("name a conversation or ask for a new one, not both")
@@ -85,6 +90,10 @@ class SqliteConversationStore(ConversationStore):
         def work(conn: Connection) -> OpenedTurn:
             with transaction(conn):
                 user, created_user = _ensure_user(conn, external_user_id)
+                if idempotency_key is not None:
+                    seen = _seen_key(conn, user, idempotency_key)
+                    if seen is not None:
+                        return seen
                 conversation = (
                     None
                     if new_conversation
@@ -99,6 +108,12 @@ class SqliteConversationStore(ConversationStore):
                 message, conversation = _insert_message(
                     conn, conversation, NewMessage(Role.USER, text)
                 )
+                if idempotency_key is not None:
+                    conn.execute(
+                        "INSERT INTO idempotency_keys (user_id, key, message_id, created_at)"
+                        " VALUES (?, ?, ?, ?)",
+                        (user.id, idempotency_key, message.id, as_text(message.created_at)),
+                    )
                 return OpenedTurn(user, conversation, message, created_user, created_conversation)
 
         return await self._db.run("store the user message", work)
@@ -106,6 +121,7 @@ class SqliteConversationStore(ConversationStore):
     async def discard_turn(self, turn: OpenedTurn) -> None:
         def work(conn: Connection) -> None:
             with transaction(conn):
+                # Cascades to its idempotency key.
                 conn.execute("DELETE FROM messages WHERE id = ?", (turn.message.id,))
                 if turn.created_conversation:
                     # Cascades to the greeting.
@@ -124,47 +140,65 @@ class SqliteConversationStore(ConversationStore):
     async def append_message(self, conversation_id: str, message: NewMessage) -> Message:
         def work(conn: Connection) -> Message:
             with transaction(conn):
-                row = conn.execute(f"{_CONVERSATION} WHERE id = ?", (conversation_id,)).fetchone()
-                if row is None:
-                    raise ConversationNotFound(conversation_id)
-                return _insert_message(conn, _conversation(row), message)[0]
+                conversation = _conversation(conn, conversation_id)
+                return _insert_message(conn, conversation, message)[0]
 
         return await self._db.run("store the message", work)
 
+    async def append_events(self, conversation_id: str, records: Sequence[EventRecord]) -> None:
+        def work(conn: Connection) -> None:
+            with transaction(conn):
+                last = _conversation(conn, conversation_id).last_event_seq
+                event_log.append(conn, conversation_id, last, records)
+
+        if records:
+            await self._db.run("store the events", work)
+
+    async def list_events(
+        self, conversation_id: str, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[EventRecord]:
+        return await self._db.run(
+            "read the events",
+            lambda conn: event_log.read(conn, conversation_id, after_seq, clamp_limit(limit)),
+        )
+
     async def get_user(self, external_user_id: str) -> User | None:
-        sql = f"{_USER} WHERE external_id = ?"
-        return _first(await self._select("read the user", sql, (external_user_id,), _user))
+        sql = f"{USER_COLUMNS} WHERE external_id = ?"
+        return first(await self._select("read the user", sql, (external_user_id,), user_of))
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        sql = f"{_CONVERSATION} WHERE id = ?"
-        found = await self._select("read the conversation", sql, (conversation_id,), _conversation)
-        return _first(found)
+        sql = f"{CONVERSATION_COLUMNS} WHERE id = ?"
+        found = await self._select(
+            "read the conversation", sql, (conversation_id,), conversation_of
+        )
+        return first(found)
 
     async def list_conversations(
         self, user_id: str, *, character_id: str | None = None, limit: int = 50
     ) -> list[Conversation]:
         args: tuple[object, ...]
         if character_id is None:
-            where, args = "user_id = ?", (user_id, _limit(limit))
+            where, args = "user_id = ?", (user_id, clamp_limit(limit))
         else:
-            where, args = "user_id = ? AND character_id = ?", (user_id, character_id, _limit(limit))
-        sql = f"{_CONVERSATION} WHERE {where} {_RECENT_FIRST} LIMIT ?"
-        return await self._select("list conversations", sql, args, _conversation)
+            where = "user_id = ? AND character_id = ?"
+            args = (user_id, character_id, clamp_limit(limit))
+        sql = f"{CONVERSATION_COLUMNS} WHERE {where} {_RECENT_FIRST} LIMIT ?"
+        return await self._select("list conversations", sql, args, conversation_of)
 
     async def recent_messages(self, conversation_id: str, *, limit: int) -> list[Message]:
         sql = (
-            f"SELECT * FROM ({_MESSAGE} WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?)"
-            " ORDER BY seq"
+            f"SELECT * FROM ({MESSAGE_COLUMNS} WHERE conversation_id = ? ORDER BY seq DESC"
+            " LIMIT ?) ORDER BY seq"
         )
-        args = (conversation_id, _limit(limit))
-        return await self._select("read recent messages", sql, args, _message)
+        args = (conversation_id, clamp_limit(limit))
+        return await self._select("read recent messages", sql, args, message_of)
 
     async def list_messages(
         self, conversation_id: str, *, after_seq: int = 0, limit: int = 100
     ) -> list[Message]:
-        sql = f"{_MESSAGE} WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-        args = (conversation_id, after_seq, _limit(limit))
-        return await self._select("list messages", sql, args, _message)
+        sql = f"{MESSAGE_COLUMNS} WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        args = (conversation_id, after_seq, clamp_limit(limit))
+        return await self._select("list messages", sql, args, message_of)
 
     async def _select(
         self, what: str, sql: str, args: tuple[object, ...], as_value: Callable[[Any], T]
@@ -179,39 +213,61 @@ class SqliteConversationStore(ConversationStore):
 
 
 def _ensure_user(conn: Connection, external_id: str) -> tuple[User, bool]:
-    row = conn.execute(f"{_USER} WHERE external_id = ?", (external_id,)).fetchone()
+    row = conn.execute(f"{USER_COLUMNS} WHERE external_id = ?", (external_id,)).fetchone()
     if row is not None:
-        return _user(row), False
-    user = User(id=_new_id("usr"), external_id=external_id, created_at=_now())
+        return user_of(row), False
+    user = User(id=new_id("usr"), external_id=external_id, created_at=now())
     conn.execute(
         "INSERT INTO users (id, external_id, created_at) VALUES (?, ?, ?)",
-        (user.id, user.external_id, _text(user.created_at)),
+        (user.id, user.external_id, as_text(user.created_at)),
     )
     return user, True
+
+
+def _seen_key(conn: Connection, user: User, key: str) -> OpenedTurn | None:
+    row = conn.execute(
+        f"{MESSAGE_COLUMNS} WHERE id = (SELECT message_id FROM idempotency_keys"
+        " WHERE user_id = ? AND key = ?)",
+        (user.id, key),
+    ).fetchone()
+    if row is None:
+        return None
+    message = message_of(row)
+    conversation = _conversation(conn, message.conversation_id)
+    return OpenedTurn(user, conversation, message, False, False, duplicate=True)
+
+
+def _conversation(conn: Connection, conversation_id: str) -> Conversation:
+    row = conn.execute(f"{CONVERSATION_COLUMNS} WHERE id = ?", (conversation_id,)).fetchone()
+    if row is None:
+        raise ConversationNotFound(conversation_id)
+    return conversation_of(row)
 
 
 def _find_conversation(
     conn: Connection, user_id: str, character_id: str, conversation_id: str | None
 ) -> Conversation | None:
     if conversation_id is None:
-        sql = f"{_CONVERSATION} WHERE user_id = ? AND character_id = ? {_RECENT_FIRST} LIMIT 1"
+        sql = (
+            f"{CONVERSATION_COLUMNS} WHERE user_id = ? AND character_id = ? {_RECENT_FIRST} LIMIT 1"
+        )
         row = conn.execute(sql, (user_id, character_id)).fetchone()
-        return None if row is None else _conversation(row)
+        return None if row is None else conversation_of(row)
     # One query for "exists and is theirs": another user's id looks exactly like an unknown one.
-    sql = f"{_CONVERSATION} WHERE id = ? AND user_id = ? AND character_id = ?"
+    sql = f"{CONVERSATION_COLUMNS} WHERE id = ? AND user_id = ? AND character_id = ?"
     row = conn.execute(sql, (conversation_id, user_id, character_id)).fetchone()
     if row is None:
         raise ConversationNotFound(conversation_id)
-    return _conversation(row)
+    return conversation_of(row)
 
 
 def _create_conversation(conn: Connection, user_id: str, character_id: str) -> Conversation:
-    now = _now()
-    conversation = Conversation(_new_id("conv"), user_id, character_id, now, now, last_seq=0)
+    stamp = now()
+    conversation = Conversation(new_id("conv"), user_id, character_id, stamp, stamp)
     conn.execute(
         "INSERT INTO conversations (id, user_id, character_id, created_at, updated_at, last_seq)"
         " VALUES (?, ?, ?, ?, ?, 0)",
-        (conversation.id, user_id, character_id, _text(now), _text(now)),
+        (conversation.id, user_id, character_id, as_text(stamp), as_text(stamp)),
     )
     return conversation
 
@@ -224,69 +280,22 @@ def _insert_message(
     # Strictly after the previous write even if the clock stalls or steps back: updated_at
     # always moves forward, message times follow seq, and updated_at equals the newest
     # message's created_at (which ``discard_turn`` relies on).
-    stamp = max(_now(), conversation.updated_at + timedelta(microseconds=1))
+    stamp = max(now(), conversation.updated_at + timedelta(microseconds=1))
     seq = conversation.last_seq + 1
     # Every NewMessage field is a Message field; the store adds id, seq and time.
     message = Message(
-        id=_new_id("msg"),
+        id=new_id("msg"),
         conversation_id=conversation.id,
         seq=seq,
         created_at=stamp,
         **dataclasses.asdict(new),
     )
     values = dataclasses.asdict(message)
-    values.update(role=new.role.value, status=new.status.value, created_at=_text(stamp))
+    values.update(role=new.role.value, status=new.status.value, created_at=as_text(stamp))
     placeholders = ", ".join(f":{name}" for name in values)
     conn.execute(f"INSERT INTO messages ({', '.join(values)}) VALUES ({placeholders})", values)
     conn.execute(
         "UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?",
-        (seq, _text(stamp), conversation.id),
+        (seq, as_text(stamp), conversation.id),
     )
     return message, dataclasses.replace(conversation, last_seq=seq, updated_at=stamp)
-
-
-# --- values -------------------------------------------------------------------------------
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _text(moment: datetime) -> str:
-    # Fixed width with "+00:00": text order is time order.
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _first(found: list[T]) -> T | None:
-    return found[0] if found else None
-
-
-def _limit(limit: int) -> int:
-    # SQLite reads a negative LIMIT as "no limit".
-    return max(limit, 0)
-
-
-def _user(row: Any) -> User:
-    return User(**_with_times(row, "created_at"))
-
-
-def _conversation(row: Any) -> Conversation:
-    return Conversation(**_with_times(row, "created_at", "updated_at"))
-
-
-def _message(row: Any) -> Message:
-    values = _with_times(row, "created_at")
-    values.update(role=Role(values["role"]), status=MessageStatus(values["status"]))
-    return Message(**values)
-
-
-def _with_times(row: Any, *names: str) -> dict[str, Any]:
-    """The row as keyword arguments, with the named columns parsed into aware datetimes."""
-    values: dict[str, Any] = dict(zip(row.keys(), row, strict=True))
-    for name in names:
-        values[name] = datetime.fromisoformat(values[name])
-    return values

@@ -1,0 +1,311 @@
+"""ConversationHub: turns that outlive the connection that asked for them, with numbered events.
+
+A WebSocket ``message.send`` becomes a turn task owned by the hub, not by the connection: a
+client that drops mid-reply loses nothing, and every device watching the conversation sees
+the same events. Each event gets the conversation's next ``seq`` (gap-free), is logged in the
+store, and is published on the bus:
+
+    ack     stored at once (the user message is durable before anyone hears of it)
+    deltas  kept in the turn's buffer while it runs, stored as one record when it ends
+    done / error  stored with the deltas, then published
+
+``watch`` replays what a client missed and continues live, without gaps or duplicates: it
+subscribes first, then reads the stored log and the running turn's buffer, and skips
+anything at or below the last seq it delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from personae.core.admission import Admission
+from personae.core.events import (
+    ACK,
+    DELTA,
+    DONE,
+    ERROR,
+    ConversationEvent,
+    MessageAck,
+    MessageDelta,
+    MessageDone,
+    compact,
+    expand,
+    message_payload,
+)
+from personae.core.ports import ConversationLock, ConversationStore, EventBus
+from personae.core.service import ChatService
+from personae.core.types import InboundMessage
+from personae.errors import ConversationNotFound, Overloaded, PersonaeError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The answer to a send: where the message went. ``duplicate``: a retried idempotency key,
+    and this is the original message (no new turn was started)."""
+
+    conversation_id: str
+    message_id: str
+    message_seq: int
+    ack_seq: int | None
+    duplicate: bool = False
+
+
+class _LiveTurn:
+    """A running turn's numbering and its events not yet stored."""
+
+    def __init__(self, conversation_id: str, user: str, reply_to: str, next_seq: int) -> None:
+        self.conversation_id = conversation_id
+        self.user = user
+        self.reply_to = reply_to
+        self.next_seq = next_seq
+        self.events: list[ConversationEvent] = []  # everything this turn emitted, in order
+        self.stored_through = next_seq - 1
+        self.cancel_reason: str | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def emit(self, event: str, payload: dict[str, Any]) -> ConversationEvent:
+        record = ConversationEvent(self.conversation_id, self.next_seq, event, payload)
+        self.next_seq += 1
+        self.events.append(record)
+        return record
+
+    def unstored(self) -> list[ConversationEvent]:
+        return [e for e in self.events if e.seq > self.stored_through]
+
+
+@dataclass(slots=True)
+class _Turn:
+    inbound: InboundMessage
+    accepted: asyncio.Future[Accepted]
+    live: _LiveTurn | None = None
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.live.conversation_id if self.live else None
+
+
+class ConversationHub:
+    def __init__(
+        self,
+        *,
+        service: ChatService,
+        store: ConversationStore,
+        bus: EventBus,
+        lock: ConversationLock,
+        admission: Admission,
+    ) -> None:
+        self._service = service
+        self._store = store
+        self._bus = bus
+        self._lock = lock  # the hub's own: held while a turn's events are numbered and stored
+        self._admission = admission
+        self._live: dict[str, _LiveTurn] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting = True
+
+    @property
+    def running_turns(self) -> int:
+        return len(self._tasks)
+
+    async def send(self, inbound: InboundMessage) -> Accepted:
+        """Start a turn; returns once its user message is stored (or was, for a retried key).
+        Raises before anything is stored: ``Overloaded``, ``CharacterNotFound``, ..."""
+        if not self._accepting:
+            raise Overloaded("the server is shutting down", retry_after=5.0)
+        self._service.validate(inbound)
+        await self._admission.acquire()
+        accepted: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            self._run(dataclasses.replace(inbound, durable_ack=True), accepted)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        # A caller that goes away stops waiting; the turn goes on.
+        return await asyncio.shield(accepted)
+
+    def cancel(self, conversation_id: str, user: str) -> bool:
+        """Stop the conversation's running turn, if ``user`` owns it; True if one was running."""
+        live = self._live.get(conversation_id)
+        if live is None or live.user != user or live.task is None:
+            return False
+        live.cancel_reason = live.cancel_reason or "cancelled by the user"
+        live.task.cancel()
+        return True
+
+    @asynccontextmanager
+    async def watch(
+        self, conversation_id: str, user: str, *, after_seq: int = 0
+    ) -> AsyncIterator[AsyncIterator[ConversationEvent]]:
+        """The conversation's events after ``after_seq``: missed ones first, then live ones.
+        Raises ``ConversationNotFound`` unless ``user`` owns the conversation."""
+        owner = await self._store.get_user(user)
+        conversation = await self._store.get_conversation(conversation_id)
+        if owner is None or conversation is None or conversation.user_id != owner.id:
+            raise ConversationNotFound(conversation_id)
+        async with self._bus.subscribe(conversation_id) as live:
+            yield self._replay_then_live(conversation_id, after_seq, live)
+
+    async def _replay_then_live(
+        self, conversation_id: str, after_seq: int, live: AsyncIterator[ConversationEvent]
+    ) -> AsyncIterator[ConversationEvent]:
+        # The running turn's buffer is read before the store: whatever it held that is stored
+        # by the time the store is read shows up there, and whatever comes later arrives live.
+        running = self._live.get(conversation_id)
+        buffered = list(running.events) if running else []
+        missed: dict[int, ConversationEvent] = {}
+        while True:
+            records = await self._store.list_events(conversation_id, after_seq=after_seq)
+            for record in records:
+                for event in expand(conversation_id, record):
+                    missed[event.seq] = event
+            if len(records) < 1000:
+                break
+            after_seq = records[-1].last_seq
+        for event in buffered:
+            missed.setdefault(event.seq, event)
+        last = after_seq
+        for seq in sorted(missed):
+            if seq > last:
+                yield missed[seq]
+                last = seq
+        async for event in live:
+            if event.seq > last:
+                yield event
+                last = event.seq
+
+    async def close(self, *, grace_s: float) -> None:
+        """Stop accepting; let running turns finish within ``grace_s``; cancel the rest (they
+        end with an ``error`` event that says why)."""
+        self._accepting = False
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        for live in list(self._live.values()):
+            if live.task is not None and not live.task.done():
+                live.cancel_reason = "the server is shutting down"
+                live.task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._service.drain()
+
+    async def _run(self, inbound: InboundMessage, accepted: asyncio.Future[Accepted]) -> None:
+        turn = _Turn(inbound, accepted)
+        try:
+            async with self._lock.hold(f"{inbound.user}\x00{inbound.character_id}"):
+                await self._drive_to_an_end(turn)
+        except Exception as exc:
+            if not accepted.done():  # before the ack: the sender hears of it in its answer
+                accepted.set_exception(exc)
+            elif not isinstance(exc, PersonaeError):
+                log.exception("turn failed", conversation=turn.conversation_id)
+        except BaseException:
+            if not accepted.done():
+                accepted.set_exception(
+                    Overloaded("the turn was stopped before it began", retry_after=1.0)
+                )
+            raise
+        finally:
+            self._admission.release()
+            live = turn.live
+            if live is not None and self._live.get(live.conversation_id) is live:
+                del self._live[live.conversation_id]
+
+    async def _drive_to_an_end(self, turn: _Turn) -> None:
+        """Run the turn; once acknowledged, every ending (done, failure, cancellation) is an
+        event in the log, written while the hub's lock still orders this conversation."""
+        try:
+            await self._drive(turn)
+        except asyncio.CancelledError:
+            live = turn.live
+            if live is None:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # our own cancel(): it ends the turn, not the task's owner
+            await self._finish_with_error(live, "cancelled", live.cancel_reason or "cancelled")
+        except Exception as exc:
+            if turn.live is None:
+                raise
+            error = exc if isinstance(exc, PersonaeError) else PersonaeError("internal error")
+            await self._finish_with_error(turn.live, error.code, error.message, error.retryable)
+            raise
+
+    async def _drive(self, turn: _Turn) -> None:
+        async with aclosing(self._service.turn(turn.inbound)) as events:
+            async for event in events:
+                if isinstance(event, MessageAck):
+                    if event.duplicate:
+                        turn.accepted.set_result(_accepted(event, ack_seq=None))
+                        return
+                    turn.live = await self._start(turn.inbound, event)
+                    turn.accepted.set_result(_accepted(event, ack_seq=turn.live.events[0].seq))
+                elif isinstance(event, MessageDelta):
+                    assert turn.live is not None
+                    payload = {"reply_to": turn.live.reply_to, "text": event.text}
+                    await self._bus.publish(turn.live.emit(DELTA, payload))
+                elif isinstance(event, MessageDone):
+                    assert turn.live is not None
+                    done = turn.live.emit(DONE, _done_payload(turn.live.reply_to, event))
+                    await self._store_unstored(turn.live)
+                    await self._bus.publish(done)
+
+    async def _start(self, inbound: InboundMessage, ack: MessageAck) -> _LiveTurn:
+        conversation = ack.conversation
+        live = _LiveTurn(
+            conversation.id, inbound.user, ack.message.id, conversation.last_event_seq + 1
+        )
+        live.task = asyncio.current_task()
+        event = live.emit(
+            ACK, {"message": message_payload(ack.message), "character": conversation.character_id}
+        )
+        await self._store_unstored(live)
+        self._live[conversation.id] = live
+        await self._bus.publish(event)
+        return live
+
+    async def _store_unstored(self, live: _LiveTurn) -> None:
+        pending = live.unstored()
+        await self._store.append_events(live.conversation_id, compact(pending))
+        live.stored_through = pending[-1].seq
+
+    async def _finish_with_error(
+        self, live: _LiveTurn, code: str, message: str, retryable: bool = False
+    ) -> None:
+        payload = {"reply_to": live.reply_to, "code": code, "message": message}
+        event = live.emit(ERROR, {**payload, "retryable": retryable})
+        await asyncio.shield(self._store_unstored(live))
+        await self._bus.publish(event)
+
+
+def _accepted(ack: MessageAck, *, ack_seq: int | None) -> Accepted:
+    return Accepted(
+        conversation_id=ack.conversation.id,
+        message_id=ack.message.id,
+        message_seq=ack.message.seq,
+        ack_seq=ack_seq,
+        duplicate=ack.duplicate,
+    )
+
+
+def _done_payload(reply_to: str, done: MessageDone) -> dict[str, Any]:
+    return {
+        "reply_to": reply_to,
+        "message": message_payload(done.message),
+        "usage": {
+            "prompt_tokens": done.usage.prompt_tokens,
+            "completion_tokens": done.usage.completion_tokens,
+        },
+        "latency_ms": round(done.latency_ms, 3),
+        "time_to_first_token_ms": (
+            round(done.time_to_first_token_ms, 3) if done.time_to_first_token_ms else None
+        ),
+        "finish_reason": done.finish_reason,
+    }

@@ -1,0 +1,65 @@
+"""Row <-> value conversions and small helpers shared by the SQLite store's modules."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from personae.core.types import Conversation, Message, MessageStatus, Role, User
+
+T = TypeVar("T")
+
+USER_COLUMNS = "SELECT id, external_id, created_at FROM users"
+CONVERSATION_COLUMNS = (
+    "SELECT id, user_id, character_id, created_at, updated_at, last_seq, last_event_seq"
+    " FROM conversations"
+)
+MESSAGE_COLUMNS = (
+    "SELECT id, conversation_id, seq, role, content, created_at, status, model, prompt_tokens,"
+    " completion_tokens, latency_ms FROM messages"
+)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_text(moment: datetime) -> str:
+    # Fixed width with "+00:00": text order is time order.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def first(found: list[T]) -> T | None:
+    return found[0] if found else None
+
+
+def clamp_limit(limit: int) -> int:
+    # SQLite reads a negative LIMIT as "no limit".
+    return max(limit, 0)
+
+
+def user_of(row: Any) -> User:
+    return User(**with_times(row, "created_at"))
+
+
+def conversation_of(row: Any) -> Conversation:
+    return Conversation(**with_times(row, "created_at", "updated_at"))
+
+
+def message_of(row: Any) -> Message:
+    values = with_times(row, "created_at")
+    values.update(role=Role(values["role"]), status=MessageStatus(values["status"]))
+    return Message(**values)
+
+
+def with_times(row: Any, *names: str) -> dict[str, Any]:
+    """The row as keyword arguments, with the named columns parsed into aware datetimes."""
+    values: dict[str, Any] = dict(zip(row.keys(), row, strict=True))
+    for name in names:
+        values[name] = datetime.fromisoformat(values[name])
+    return values
