@@ -12,10 +12,18 @@ from fastapi import FastAPI
 
 
 @contextmanager
-def live_server(app: FastAPI, *, startup_timeout_s: float = 60.0) -> Iterator[str]:
+def live_server(
+    app: FastAPI, *, startup_timeout_s: float = 60.0, ws_max_size: int = 64 * 1024
+) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 at a free port; yields its base URL."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_config=None, lifespan="on", ws="websockets-sansio"
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        lifespan="on",
+        ws="websockets-sansio",
+        ws_max_size=ws_max_size,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)

@@ -1,7 +1,8 @@
 """The terminal chat: read a line, stream the character's reply as it is generated.
 
-Two ways to reach a character: a running server through its OpenAI-compatible API (the real
-``openai`` client), or an in-process runtime on the local settings.
+Two ways to reach a character: a running server over the WebSocket protocol (with
+``personae.client``, which reconnects and resumes if the connection drops), or an in-process
+runtime on the local settings.
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ import abc
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from openai import AsyncOpenAI
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from personae.client import PersonaeClient
 from personae.core.events import MessageAck, MessageDelta
 from personae.core.service import ChatService
 from personae.core.types import InboundMessage
-
-CONVERSATION_HEADER = "X-Personae-Conversation"
 
 
 class ChatTarget(abc.ABC):
@@ -31,24 +30,15 @@ class ChatTarget(abc.ABC):
 
 
 class RemoteTarget(ChatTarget):
-    def __init__(self, client: AsyncOpenAI, *, character: str, user: str) -> None:
+    def __init__(self, client: PersonaeClient, *, character: str) -> None:
         self._client = client
         self._character = character
-        self._user = user
 
     async def reply(self, text: str) -> AsyncIterator[str]:
-        headers = {CONVERSATION_HEADER: self.conversation_id} if self.conversation_id else {}
-        async with self._client.chat.completions.with_streaming_response.create(
-            model=self._character,
-            messages=[{"role": "user", "content": text}],
-            user=self._user,
-            stream=True,
-            extra_headers=headers,
-        ) as response:
-            self.conversation_id = response.headers.get(CONVERSATION_HEADER)
-            async for chunk in await response.parse():
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+        reply = await self._client.send(self._character, text, conversation=self.conversation_id)
+        self.conversation_id = reply.conversation
+        async for chunk in reply:
+            yield chunk
 
 
 class LocalTarget(ChatTarget):

@@ -10,14 +10,16 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from openai import AsyncOpenAI
 from rich.console import Console
 from rich.table import Table
 
 from personae import errors
-from personae.app import build_app, load_catalog, open_runtime
+from personae.app import build_app, open_runtime
+from personae.characters.cards import ExportFormat, v2_losses
+from personae.characters.library import export_character, import_files
 from personae.characters.loader import load_characters_dir
 from personae.chat_console import LocalTarget, RemoteTarget, run_chat
+from personae.client import ClientError, PersonaeClient
 from personae.observability.logging import configure_logging
 from personae.settings import Settings, load_settings
 
@@ -53,7 +55,9 @@ def serve(
         port=settings.port,
         log_config=None,
         lifespan="on",
-        timeout_graceful_shutdown=10,
+        ws="websockets-sansio",
+        ws_max_size=settings.realtime.max_frame_bytes,
+        timeout_graceful_shutdown=int(settings.realtime.shutdown_grace_s) + 5,
     )
     _AnnouncingServer(config).run()
 
@@ -77,7 +81,9 @@ def chat(
         typer.Option(envvar="PERSONAE_URL", help="A running server; default: in-process."),
     ] = None,
     user: Annotated[str, typer.Option(help="Who you are to the character.")] = "cli-user",
-    api_key: Annotated[str, typer.Option(envvar="PERSONAE_API_KEY")] = "none",
+    api_key: Annotated[
+        str | None, typer.Option(envvar="PERSONAE_API_KEY", help="For a server with keys.")
+    ] = None,
     config_dir: ConfigDir = None,
 ) -> None:
     """Chat with a character in the terminal, the reply streaming as it is generated."""
@@ -89,19 +95,18 @@ def chat(
             settings = _settings(config_dir)
             configure_logging("warning")
             asyncio.run(_chat_local(settings, character, user, console))
-    except errors.PersonaeError as exc:
+    except (errors.PersonaeError, ClientError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         console.print()
 
 
-async def _chat_remote(url: str, key: str, character: str, user: str, console: Console) -> None:
-    async with AsyncOpenAI(base_url=url.rstrip("/") + "/v1", api_key=key) as client:
-        await client.models.retrieve(character)  # a clear error now rather than mid-chat
-        await run_chat(
-            RemoteTarget(client, character=character, user=user), name=character, console=console
-        )
+async def _chat_remote(
+    url: str, token: str | None, character: str, user: str, console: Console
+) -> None:
+    async with PersonaeClient(url, user=user, token=token) as client:
+        await run_chat(RemoteTarget(client, character=character), name=character, console=console)
 
 
 async def _chat_local(settings: Settings, character: str, user: str, console: Console) -> None:
@@ -111,33 +116,134 @@ async def _chat_local(settings: Settings, character: str, user: str, console: Co
         await run_chat(target, name=name, console=console)
 
 
+CharactersDir = Annotated[
+    Path | None,
+    typer.Option("--dir", help="The characters folder (default: characters_dir from settings)."),
+]
+
+
+def _characters_dir(config_dir: Path | None, directory: Path | None) -> Path:
+    return directory if directory is not None else _settings(config_dir).characters_dir
+
+
+def _problem(error: errors.CharacterDefinitionError) -> str:
+    return error.message.removeprefix(f"{error.source}: ")
+
+
 @characters_cli.command("list")
 def characters_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    directory: CharactersDir = None,
     config_dir: ConfigDir = None,
 ) -> None:
-    """List the characters that load."""
-    catalog = load_catalog(_settings(config_dir))
-    rows = [{"id": c.id, "name": c.name, "version": c.version} for c in catalog.all()]
+    """List every character file: id, name, version, format and whether it loads."""
+    report = load_characters_dir(_characters_dir(config_dir, directory))
+    rows: list[dict[str, str | None]] = [
+        {
+            "id": c.id,
+            "name": c.name,
+            "version": c.version,
+            "format": c.source_format,
+            "container": c.source_container,
+            "file": report.files[c.id].name,
+            "status": "ok",
+            "error": None,
+        }
+        for c in report.characters
+    ]
+    rows += [
+        {
+            "id": error.context.get("character_id"),
+            "name": None,
+            "version": None,
+            "format": None,
+            "container": None,
+            "file": Path(error.source).name,
+            "status": "error",
+            "error": _problem(error),
+        }
+        for error in report.errors
+    ]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    table = Table("id", "name", "version")
+    table = Table("id", "name", "version", "format", "file", "status")
     for row in rows:
-        table.add_row(row["id"], row["name"], row["version"])
-    Console().print(table)
+        fmt = row["format"] if row["format"] == "yaml" else f"{row['format']} ({row['container']})"
+        table.add_row(
+            row["id"] or "-",
+            row["name"] or "-",
+            row["version"] or "-",
+            fmt if row["format"] else "-",
+            row["file"],
+            "ok" if row["status"] == "ok" else "[red]error[/red]",
+        )
+    console = Console()
+    console.print(table)
+    for row in rows:
+        if row["error"]:
+            console.print(f"[red]{row['file']}[/red]: {row['error']}", highlight=False)
 
 
 @characters_cli.command("check")
-def characters_check(config_dir: ConfigDir = None) -> None:
+def characters_check(directory: CharactersDir = None, config_dir: ConfigDir = None) -> None:
     """Validate every character file; exit non-zero if any is invalid."""
-    settings = _settings(config_dir)
-    report = load_characters_dir(settings.characters_dir)
+    report = load_characters_dir(_characters_dir(config_dir, directory))
     for error in report.errors:
         typer.echo(f"error: {error}", err=True)
     typer.echo(f"{len(report.characters)} valid, {len(report.errors)} invalid")
     if report.errors:
         raise typer.Exit(1)
+
+
+@characters_cli.command("import")
+def characters_import(
+    files: Annotated[list[Path], typer.Argument(help="Character files: YAML, JSON, PNG, CHARX.")],
+    force: Annotated[bool, typer.Option(help="Replace a character with the same id.")] = False,
+    directory: CharactersDir = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Validate character files and copy them into the characters folder, as they are."""
+    folder = _characters_dir(config_dir, directory)
+    failed = 0
+    for outcome in import_files(files, folder, force=force):
+        if outcome.error is not None or outcome.character is None or outcome.target is None:
+            failed += 1
+            typer.echo(f"error: {outcome.error}", err=True)
+            continue
+        replaced = f" (replacing {outcome.replaced.name})" if outcome.replaced else ""
+        typer.echo(f"imported {outcome.character.id} -> {outcome.target}{replaced}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@characters_cli.command("export")
+def characters_export(
+    character_id: Annotated[str, typer.Argument(help="The character's id.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="The file format.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
+    image: Annotated[
+        Path | None, typer.Option(help="A PNG to put the card on (png format only).")
+    ] = None,
+    directory: CharactersDir = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Write a character as a V2 or V3 JSON card, a PNG card, a CHARX or native YAML."""
+    if image is not None and fmt is not ExportFormat.PNG:
+        raise typer.BadParameter("--image only applies to --format png")
+    folder = _characters_dir(config_dir, directory)
+    try:
+        picture = image.read_bytes() if image is not None else None
+        character, data = export_character(folder, character_id, fmt, image=picture)
+        output.write_bytes(data)
+    except (errors.PersonaeError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if fmt is ExportFormat.V2 and (lost := v2_losses(character)):
+        typer.echo(
+            f"warning: V2 cards cannot hold {', '.join(lost)}; use v3 to keep them", err=True
+        )
+    typer.echo(f"exported {character.id} -> {output}")
 
 
 def main() -> None:

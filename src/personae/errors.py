@@ -14,6 +14,7 @@ status codes (HTTP status, WebSocket error frames); nothing else knows about HTT
     │   ├── CharacterNotFound
     │   └── ConversationNotFound
     ├── Conflict                     the request contradicts stored state
+    │   └── Busy                     a reply is being generated in that conversation
     ├── Overloaded                   shed by admission control; retry after ``retry_after``
     ├── BackendError                 the model backend failed; ``backend`` names it
     │   ├── BackendUnavailable       cannot connect, or it answered 5xx / 429
@@ -88,6 +89,11 @@ class ConversationNotFound(NotFound):
 
 class Conflict(PersonaeError):
     code = "conflict"
+
+
+class Busy(Conflict):
+    code = "busy"
+    retryable = True
 
 
 class Overloaded(PersonaeError):

@@ -10,22 +10,41 @@ Nested fields take one underscore after the section name: ``PERSONAE_LLM_BASE_UR
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
 
 
-class LLMSettings(BaseModel):
+class BreakerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    failure_threshold: int = Field(default=5, ge=1)  # consecutive failures that open it
+    reset_timeout_s: float = Field(default=30.0, ge=0)  # open this long, then one probe
+
+
+class GuardSettings(BaseModel):
+    """What the router enforces around a backend (docs/routing.md)."""
+
+    first_token_timeout_s: float | None = Field(default=60.0, gt=0)  # None: unbounded
+    total_timeout_s: float | None = Field(default=600.0, gt=0)  # None: unbounded
+    max_concurrency: int | None = Field(default=None, ge=1)  # None: 1 for llamacpp, else any
+    breaker: BreakerSettings = BreakerSettings()
+
+
+class LLMSettings(GuardSettings):
     """The default backend. ``kind: auto`` means: an OpenAI-compatible server when
-    ``base_url`` is set, else the packaged local model."""
+    ``base_url`` is set, else the packaged local model. Routes name it by its kind
+    (``llamacpp`` or ``openai``)."""
 
     kind: str = "auto"
     base_url: str | None = None
@@ -40,6 +59,90 @@ class LLMSettings(BaseModel):
     context_tokens: int = Field(default=8192, ge=256)  # when the backend cannot tell
 
 
+class BackendSettings(GuardSettings):
+    """One entry of ``backends:``. ``options`` are kind-specific (``model_path``, ``n_ctx``,
+    ... for llamacpp); the key comes from ``api_key`` or the variable named by ``api_key_env``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1)
+    base_url: str | None = None
+    model: str | None = None
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    timeout_s: float = Field(default=60.0, gt=0)  # the client's read timeout (per gap)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    context_window: int | None = Field(default=None, ge=256)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _key_from_environment(self) -> Self:
+        if self.api_key_env is None:
+            return self
+        if self.api_key is not None:
+            raise ValueError("give either api_key or api_key_env, not both")
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise ValueError(f"api_key_env names {self.api_key_env}, which is not set")
+        self.api_key = SecretStr(value)
+        return self
+
+
+def _names(value: Any) -> Any:
+    # From the environment a list may come as JSON or as plain comma-separated names.
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [name.strip() for name in text.split(",") if name.strip()]
+    return value
+
+
+Names = Annotated[list[str], NoDecode, BeforeValidator(_names)]
+
+
+class RouteRuleSettings(BaseModel):
+    """An ordered rule: when all given conditions hold, ``chain`` serves (primary first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    characters: list[str] = Field(default_factory=list)
+    kinds: list[str] = Field(default_factory=list)  # message kind / intent labels
+    min_prompt_tokens: int | None = Field(default=None, ge=1)
+    variants: list[str] = Field(default_factory=list)  # experiment variants
+    chain: list[str] = Field(min_length=1)
+
+
+class RetrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retries: int = Field(default=1, ge=0, le=10)  # extra rounds over a chain that all failed
+    budget_s: float = Field(default=8.0, ge=0)  # no round starts later than this in a turn
+    backoff_initial_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=4.0, ge=0)
+
+
+class CacheSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False  # replies to temperature-0 requests, by prompt hash
+    max_entries: int = Field(default=1024, ge=1)
+    ttl_s: float = Field(default=600.0, gt=0)
+
+
+class RoutesSettings(BaseModel):
+    """Which backends serve a turn: ``rules`` in order, first match wins, else ``default``
+    (empty: the ``llm`` backend)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: Names = Field(default_factory=list)
+    rules: list[RouteRuleSettings] = Field(default_factory=list)
+    retry: RetrySettings = RetrySettings()
+    cache: CacheSettings = CacheSettings()
+
+
 class GenerationSettings(BaseModel):
     max_tokens: int = Field(default=200, ge=1, le=8192)
     temperature: float = Field(default=0.8, ge=0, le=2)
@@ -51,6 +154,23 @@ class LimitSettings(BaseModel):
     max_message_chars: int = Field(default=8000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     history_messages: int = Field(default=200, ge=0)
+
+
+class RealtimeSettings(BaseModel):
+    """Admission control and the WebSocket protocol's timings (see docs/protocol.md)."""
+
+    max_concurrent_turns: int = Field(default=16, ge=1)
+    max_queued_turns: int = Field(default=64, ge=0)
+    enqueue_timeout_s: float = Field(default=5.0, gt=0)
+    retry_after_s: float = Field(default=1.0, gt=0)
+    heartbeat_interval_s: float = Field(default=30.0, gt=0)
+    idle_timeout_s: float = Field(default=90.0, gt=0)
+    send_timeout_s: float = Field(default=5.0, gt=0)
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    session_idle_expiry_s: float = Field(default=900.0, gt=0)
+    # A message arriving while the conversation's reply is generated: queue it, or reject it.
+    busy_policy: Literal["queue", "reject"] = "queue"
 
 
 class Settings(BaseSettings):
@@ -70,8 +190,11 @@ class Settings(BaseSettings):
     log_level: str = "info"
     api_keys: list[SecretStr] = Field(default_factory=list)
     llm: LLMSettings = LLMSettings()
+    backends: dict[str, BackendSettings] = Field(default_factory=dict)
+    routes: RoutesSettings = RoutesSettings()
     generation: GenerationSettings = GenerationSettings()
     limits: LimitSettings = LimitSettings()
+    realtime: RealtimeSettings = RealtimeSettings()
 
     @property
     def database_path(self) -> Path:

@@ -1,6 +1,8 @@
+import json
 from pathlib import Path
 
 from personae.characters.loader import MAX_FILE_BYTES, load_characters_dir
+from tests.characters.card_fixtures import card_charx, card_png, v1_card, v2_card, v3_card
 
 REPO_CHARACTERS = Path(__file__).parents[2] / "characters"
 
@@ -9,7 +11,40 @@ def test_the_sample_characters_all_load() -> None:
     report = load_characters_dir(REPO_CHARACTERS)
     assert report.errors == []
     ids = {c.id for c in report.characters}
-    assert {"assistant", "aria", "bram"} <= ids
+    assert {"assistant", "aria", "bram", "juniper-quill"} <= ids
+
+
+def test_the_sample_card_is_a_v3_png_with_card_features() -> None:
+    report = load_characters_dir(REPO_CHARACTERS)
+    juniper = next(c for c in report.characters if c.id == "juniper-quill")
+    assert (juniper.source_format, juniper.source_container) == ("v3", "png")
+    assert juniper.char_name == "Juniper"
+    assert len(juniper.greetings) == 3
+    assert juniper.group_only_greetings
+    assert len(juniper.example_dialogues) == 2
+    assert juniper.depth_prompt is not None
+    assert report.files["juniper-quill"].name == "juniper-quill.png"
+
+
+def test_every_format_loads_from_one_folder(tmp_path: Path) -> None:
+    (tmp_path / "kit.yaml").write_text("id: kit\nname: Kit\n")
+    (tmp_path / "tom.JSON").write_text(json.dumps(v1_card()))
+    (tmp_path / "wren.png").write_bytes(card_png(v3_card()))
+    (tmp_path / "wren2.charx").write_bytes(
+        card_charx(v2_card() | {"data": v2_card()["data"] | {"name": "Wren Two"}})
+    )
+    (tmp_path / ".wren.png.tmp").write_bytes(b"half a file")
+    (tmp_path / ".hidden.yaml").write_text("id: ghost\nname: Ghost\n")
+    report = load_characters_dir(tmp_path)
+    assert report.errors == []
+    found = {c.id: (c.source_format, c.source_container) for c in report.characters}
+    assert found == {
+        "kit": ("yaml", "yaml"),
+        "old-tom-pike": ("v1", "json"),
+        "wren-halloway": ("v3", "png"),
+        "wren-two": ("v2", "charx"),
+    }
+    assert report.files["old-tom-pike"].name == "tom.JSON"
 
 
 def test_broken_files_are_reported_and_the_rest_still_load(tmp_path: Path) -> None:

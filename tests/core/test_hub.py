@@ -16,8 +16,15 @@ from personae.core.events import ConversationEvent
 from personae.core.hub import ConversationHub
 from personae.core.routing import ModelRoutes
 from personae.core.service import ChatService, TurnSettings
+from personae.core.sessions import SessionState
 from personae.core.types import InboundMessage, MessageStatus, Role
-from personae.errors import BackendUnavailable, CharacterNotFound, ConversationNotFound, Overloaded
+from personae.errors import (
+    BackendUnavailable,
+    Busy,
+    CharacterNotFound,
+    ConversationNotFound,
+    Overloaded,
+)
 from personae.storage.sqlite import SqliteConversationStore
 from personae.testing import FakeChatModel
 
@@ -76,7 +83,7 @@ async def test_a_turn_numbers_its_events_without_gaps_and_logs_them(rig: Rig) ->
     assert accepted.message_seq == 2  # after the greeting
     live = await rig.collect(accepted.conversation_id)
     assert [e.seq for e in live] == list(range(1, len(live) + 1))
-    assert [e.event for e in live][0] == "message.ack"
+    assert live[0].event == "message.ack"
     assert text_of(live) == "Plotting a course now."
     assert live[-1].payload["message"]["content"] == "Plotting a course now."
     # Replayed from the store after the turn: the very same events.
@@ -194,3 +201,41 @@ async def test_shutdown_lets_short_turns_finish_and_cancels_long_ones(tmp_path: 
         assert quick_log[-1].event == "message.done"
         assert slow_log[-1].event == "error"
         assert "shutting down" in slow_log[-1].payload["message"]
+
+
+async def test_the_hub_keeps_sessions_for_live_conversations_only(rig: Rig) -> None:
+    rig.model.enqueue("hello there", delay_s=0.01)
+    accepted = await rig.hub.send(rig.inbound("hi"))
+    session = rig.hub.sessions.get(accepted.conversation_id)
+    assert session is not None
+    assert session.state is SessionState.ACTIVE
+    await rig.collect(accepted.conversation_id)  # watching ends when the reply is done
+    await rig.hub.close(grace_s=5)
+    assert session.state is SessionState.IDLE
+    rig.hub.sessions.idle_expiry_s = 0
+    await rig.hub.sessions.sweep()
+    assert session.state is SessionState.CLOSED
+    assert len(rig.hub.sessions) == 0
+
+
+async def test_a_busy_conversation_queues_or_rejects_by_policy(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.hub._reject_when_busy = True
+    async with rig.store:
+        rig.model.enqueue("a long reply " * 20, delay_s=0.01)
+        first = await rig.hub.send(rig.inbound("one"))
+        with pytest.raises(Busy):
+            await rig.hub.send(rig.inbound("two"))
+        await rig.collect(first.conversation_id)
+        await rig.hub.close(grace_s=5)
+    queued = Rig(tmp_path / "q")
+    async with queued.store:
+        queued.model.enqueue("a long reply " * 5, delay_s=0.01)
+        a, b = await asyncio.gather(
+            queued.hub.send(queued.inbound("one")), queued.hub.send(queued.inbound("two"))
+        )
+        assert a.conversation_id == b.conversation_id
+        await queued.hub.close(grace_s=5)
+        messages = await queued.store.list_messages(a.conversation_id)
+        greeting_then_two_turns = [Role.ASSISTANT] + [Role.USER, Role.ASSISTANT] * 2
+        assert [m.role for m in messages] == greeting_then_two_turns

@@ -1,10 +1,17 @@
-"""A tiny OpenAI-compatible server for tests: ``POST /v1/chat/completions`` on 127.0.0.1, run
-by uvicorn in a background thread, answering with scripted behaviours.
+"""A tiny, fault-injecting OpenAI-compatible server for tests: ``POST /v1/chat/completions``
+on 127.0.0.1, run by uvicorn in a background thread, answering with scripted behaviours.
 
     with FakeOpenAIServer() as server:
-        server.enqueue(Reply(["Hel", "lo"]), Fail(500))
+        server.enqueue(Reply(["Hel", "lo"]), Fail(500), Fail(429), Hang(5))
         ... OpenAICompatChatModel(base_url=server.base_url, ...) ...
         server.requests[0]["body"]["messages"]
+
+Faults: ``Fail(status)`` (429, 5xx, 4xx with an OpenAI-style body), ``Hang(s)`` (no answer at
+all), ``Reply(first_token_delay_s=...)`` (a slow first token), ``Reply(token_delay_s=...)``
+(a slow stream), ``Reply(break_after=n)`` (the connection drops midway), ``Reply([])`` (an
+empty completion), ``Raw(b"data: {not json")`` (malformed events). ``server.otherwise`` is
+what it answers when nothing is scripted (``Reply()``; set ``Fail(503)`` for a dead backend).
+Every wait ends early when the server stops, so a test never waits for its own teardown.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -35,6 +42,7 @@ class Reply:
     finish_reason: str = "stop"
     usage: tuple[int, int] | None = (7, 3)  # (prompt, completion); None: send no usage
     first_token_delay_s: float = 0.0
+    token_delay_s: float = 0.0  # before every token after the first
     break_after: int | None = None  # drop the connection after this many tokens
     plain_json: bool = False  # answer plain JSON even when asked to stream
 
@@ -56,7 +64,14 @@ class Raw:
     status: int = 200
 
 
-Behaviour = Reply | Fail | Raw
+@dataclass
+class Hang:
+    """Accept the request and say nothing for ``seconds``, then answer 504."""
+
+    seconds: float = 30.0
+
+
+Behaviour = Reply | Fail | Raw | Hang
 
 
 class StreamBroken(Exception):
@@ -66,7 +81,9 @@ class StreamBroken(Exception):
 class FakeOpenAIServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []  # {"headers": {...}, "body": {...}}
+        self.otherwise: Behaviour = Reply()
         self._script: deque[Behaviour] = deque()
+        self._stopping = threading.Event()
         app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
@@ -84,8 +101,14 @@ class FakeOpenAIServer:
 
     def enqueue(self, *behaviours: Behaviour) -> None:
         """Script the next answers, in order; with nothing scripted the server sends
-        ``Reply()``."""
+        ``otherwise``."""
         self._script.extend(behaviours)
+
+    def reset(self) -> None:
+        """Forget the script, the recorded requests and ``otherwise`` (for a shared server)."""
+        self._script.clear()
+        self.requests.clear()
+        self.otherwise = Reply()
 
     def __enter__(self) -> Self:
         self._socket.bind(("127.0.0.1", 0))
@@ -104,6 +127,7 @@ class FakeOpenAIServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._stopping.set()
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
@@ -111,7 +135,10 @@ class FakeOpenAIServer:
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append({"headers": dict(request.headers), "body": body})
-        behaviour = self._script.popleft() if self._script else Reply()
+        behaviour = self._script.popleft() if self._script else self.otherwise
+        if isinstance(behaviour, Hang):
+            await self._pause(behaviour.seconds)
+            return JSONResponse({"error": {"message": "hung"}}, status_code=504)
         if isinstance(behaviour, Fail):
             error = {"message": behaviour.message, "type": "scripted_error", "code": None}
             return JSONResponse({"error": error}, status_code=behaviour.status)
@@ -123,8 +150,13 @@ class FakeOpenAIServer:
             return JSONResponse(_completion(body["model"], behaviour))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(
-            _sse(body["model"], behaviour, include_usage), media_type="text/event-stream"
+            _sse(body["model"], behaviour, include_usage, self._pause),
+            media_type="text/event-stream",
         )
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake up when the server stops."""
+        await asyncio.to_thread(self._stopping.wait, seconds)
 
 
 def _completion(model: str, reply: Reply) -> dict[str, Any]:
@@ -141,7 +173,9 @@ def _completion(model: str, reply: Reply) -> dict[str, Any]:
     return result
 
 
-async def _sse(model: str, reply: Reply, include_usage: bool) -> AsyncIterator[bytes]:
+async def _sse(
+    model: str, reply: Reply, include_usage: bool, pause: Callable[[float], Awaitable[None]]
+) -> AsyncIterator[bytes]:
     def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
         chunk = {
             "id": "chatcmpl-fake",
@@ -157,8 +191,9 @@ async def _sse(model: str, reply: Reply, include_usage: bool) -> AsyncIterator[b
     for index, token in enumerate(reply.tokens):
         if index == reply.break_after:
             raise StreamBroken("scripted: the stream breaks here")
-        if index == 0 and reply.first_token_delay_s:
-            await asyncio.sleep(reply.first_token_delay_s)
+        delay = reply.first_token_delay_s if index == 0 else reply.token_delay_s
+        if delay:
+            await pause(delay)
         yield event([{"index": 0, "delta": {"content": token}, "finish_reason": None}])
     yield event([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}])
     if include_usage and reply.usage is not None:

@@ -26,6 +26,8 @@ class Server:
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    # No retries unless a test asks: a failure scripted once should reach the client.
+    overrides.setdefault("routes", {"retry": {"retries": 0}})
     return Settings(data_dir=tmp_path / "data", characters_dir=REPO_CHARACTERS, **overrides)  # type: ignore[arg-type]
 
 

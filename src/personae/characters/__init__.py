@@ -1,1 +1,2 @@
-"""Loading characters from files (native YAML today; Character Cards in a later issue)."""
+"""Characters from files: the folder loader, Character Card codecs (``cards``) and the
+import/export operations behind ``personae characters``."""

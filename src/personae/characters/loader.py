@@ -1,38 +1,55 @@
-"""Reads every character file in a folder. A broken file is reported and skipped, never fatal:
-one bad upload must not take every other character down."""
+"""Reads every character file in a folder: native YAML (``.yaml``/``.yml``) and Character
+Cards (``.json``, ``.png``/``.apng``, ``.charx``). A broken file is reported and skipped, never
+fatal: one bad upload must not take every other character down."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from personae.core.characters import Character, parse_character_yaml
+from personae.characters.cards import CONTAINERS, decode_character
+from personae.characters.cards.limits import MAX_BYTES_BY_SUFFIX, MAX_YAML_BYTES
+from personae.core.characters import Character
 from personae.errors import CharacterDefinitionError
 
-CHARACTER_SUFFIXES = (".yaml", ".yml")
-MAX_FILE_BYTES = 1_000_000
+CHARACTER_SUFFIXES = tuple(CONTAINERS)
+MAX_FILE_BYTES = MAX_YAML_BYTES  # the limit for native files; cards have their own
 
 
 @dataclass(slots=True)
 class LoadReport:
     characters: list[Character] = field(default_factory=list)
     errors: list[CharacterDefinitionError] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)  # character id -> its file
+
+
+def is_character_file(path: Path) -> bool:
+    # Dot files are editors' and importers' temporary files.
+    return path.suffix.lower() in CHARACTER_SUFFIXES and not path.name.startswith(".")
+
+
+def read_character_file(path: Path) -> tuple[Character, bytes]:
+    """One character and the bytes it was read from (export reuses a PNG's image and a
+    CHARX's assets)."""
+    source = str(path)
+    limit = MAX_BYTES_BY_SUFFIX.get(path.suffix.lower())
+    if limit is None:
+        raise CharacterDefinitionError(f"unknown kind of file {path.suffix!r}", source=source)
+    try:
+        size = path.stat().st_size
+        # Checked before reading, so a huge image costs nothing.
+        if size > limit:
+            raise CharacterDefinitionError(
+                f"the file has {size} bytes; the limit is {limit}", source=source
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CharacterDefinitionError(f"cannot read the file: {exc}", source=source) from exc
+    return decode_character(data, suffix=path.suffix, source=source), data
 
 
 def load_character_file(path: Path) -> Character:
-    source = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise CharacterDefinitionError(
-                f"the file has {size} bytes; the limit is {MAX_FILE_BYTES}", source=source
-            )
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise CharacterDefinitionError("the file is not UTF-8 text", source=source) from exc
-    except OSError as exc:
-        raise CharacterDefinitionError(f"cannot read the file: {exc}", source=source) from exc
-    return parse_character_yaml(text, source=source)
+    return read_character_file(path)[0]
 
 
 def load_characters_dir(folder: Path) -> LoadReport:
@@ -42,21 +59,21 @@ def load_characters_dir(folder: Path) -> LoadReport:
             CharacterDefinitionError("the characters folder does not exist", source=str(folder))
         )
         return report
-    seen: dict[str, Path] = {}
-    for path in sorted(p for p in folder.iterdir() if p.suffix in CHARACTER_SUFFIXES):
+    for path in sorted(p for p in folder.iterdir() if is_character_file(p) and p.is_file()):
         try:
             character = load_character_file(path)
         except CharacterDefinitionError as exc:
             report.errors.append(exc)
             continue
-        if character.id in seen:
+        if character.id in report.files:
             report.errors.append(
                 CharacterDefinitionError(
-                    f"id {character.id!r} is already used by {seen[character.id].name}",
+                    f"id {character.id!r} is already used by {report.files[character.id].name}",
                     source=str(path),
+                    character_id=character.id,
                 )
             )
             continue
-        seen[character.id] = path
+        report.files[character.id] = path
         report.characters.append(character)
     return report

@@ -1,22 +1,31 @@
-"""Characters in the native YAML format, parsed and validated into one immutable model.
+"""Characters: one immutable model for the native YAML format and Character Cards V1/V2/V3.
 
-Character Cards (V1/V2/V3) map onto the same model in a later issue; the fields here follow
-their semantics where they overlap (``system_prompt`` and ``post_history_instructions`` replace
-the defaults when non-empty; ``tags`` and ``description`` are for people, not for prompts).
+The fields follow the cards' semantics (see docs/characters.md for the mapping table):
+``system_prompt`` and ``post_history_instructions`` replace the defaults when non-empty;
+``creator_notes``, ``tags``, ``creator`` and ``version`` are for people and never reach a
+prompt. What a card carries beyond these fields (unknown ``extensions`` keys, the lorebook,
+unknown ``data`` keys) is kept as plain JSON data, so an imported card exports without loss.
+Parsing card bytes lives in ``personae.characters.cards``; this module parses YAML text.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from personae.core.types import SamplingOverrides
+from personae.core.types import Role, SamplingOverrides
 from personae.errors import CharacterDefinitionError
 
 CHARACTER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_START = re.compile(r"<START>", re.IGNORECASE)
+
+SourceFormat = Literal["yaml", "v1", "v2", "v3"]  # the definition's spec
+Container = Literal["yaml", "json", "png", "charx"]  # the file it came in
+SET_BY_READER = ("source_format", "source_container")  # never written in a file
 
 
 class GenerationOverrides(BaseModel):
@@ -34,22 +43,113 @@ class GenerationOverrides(BaseModel):
         )
 
 
+class Asset(BaseModel):
+    """A V3 card asset (icon, background, emotion, ...); unknown keys are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+
+    type: str
+    uri: str  # https://, data:, embeded://path (in a CHARX) or ccdefault:
+    name: str
+    ext: str
+
+    @model_validator(mode="after")
+    def _plain_json(self) -> Asset:
+        _check_json(self.model_extra or {}, "")
+        return self
+
+
+class CardExtras(BaseModel):
+    """What a card carried that has no field of its own, kept so export loses nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: dict[str, Any] = Field(default_factory=dict)  # unknown keys inside ``data``
+    top_level: dict[str, Any] = Field(default_factory=dict)  # unknown keys beside ``data``
+    mirrored: tuple[str, ...] = ()  # V1 fields repeated beside ``data``, as SillyTavern writes
+    mes_example: str | None = None  # the exact text when it is not the canonical join
+
+    @field_validator("data", "top_level")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_json(value, "")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class DepthPrompt:
+    """SillyTavern's ``extensions.depth_prompt``: text inserted ``depth`` messages from the end
+    of the chat (0 = after the newest message)."""
+
+    prompt: str
+    depth: int = 4
+    role: Role = Role.SYSTEM
+
+
+class _BookEntryShape(BaseModel):
+    # Checked, not kept: the book stays raw JSON until the lorebook engine owns it.
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    keys: list[str]
+    content: str
+    extensions: dict[str, Any] = {}
+    enabled: bool = True
+    insertion_order: int | float = 0
+    case_sensitive: bool | None = None
+    use_regex: bool = False
+    constant: bool | None = None
+    name: str | None = None
+    priority: int | float | None = None
+    id: int | str | None = None
+    comment: str | None = None
+    selective: bool | None = None
+    secondary_keys: list[str] | None = None
+    position: str | int | None = None
+
+
+class _BookShape(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    name: str | None = None
+    description: str | None = None
+    scan_depth: int | None = None
+    token_budget: int | None = None
+    recursive_scanning: bool | None = None
+    extensions: dict[str, Any] = {}
+    entries: list[_BookEntryShape]
+
+
 class Character(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=CHARACTER_ID.pattern)
     name: str = Field(min_length=1, max_length=100)
-    description: str = ""  # shown in galleries; also used as persona when persona is empty
-    persona: str = ""
+    nickname: str | None = None  # {{char}} when non-empty (V3)
+    description: str = ""  # for people (galleries); the persona when persona is empty
+    persona: str = ""  # a card's ``description``
+    personality: str = ""
     scenario: str = ""
-    greetings: tuple[str, ...] = ()
-    example_dialogues: tuple[str, ...] = ()
+    greetings: tuple[str, ...] = ()  # ``first_mes`` then ``alternate_greetings``
+    group_only_greetings: tuple[str, ...] = ()
+    example_dialogues: tuple[str, ...] = ()  # ``mes_example`` split into <START> blocks
     system_prompt: str = ""
     post_history_instructions: str = ""
-    model: str | None = None  # a backend name hint for routing
+    creator_notes: str = ""
+    creator_notes_multilingual: dict[str, str] | None = None
+    creator: str = ""
     tags: tuple[str, ...] = ()
-    version: str = "1"
+    version: str = "1"  # a card's ``character_version``
+    sources: tuple[str, ...] | None = None  # a V3 card's ``source``
+    creation_date: int | float | None = None  # unix seconds
+    modification_date: int | float | None = None
+    assets: tuple[Asset, ...] | None = None  # None: the spec's default (the card's own image)
+    character_book: dict[str, Any] | None = None  # validated, kept raw for the lorebook engine
+    extensions: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = None  # a backend name hint for routing
     generation: GenerationOverrides = GenerationOverrides()
+    card_extras: CardExtras = CardExtras()
+    source_format: SourceFormat = "yaml"
+    source_container: Container = "yaml"
 
     @model_validator(mode="before")
     @classmethod
@@ -63,13 +163,100 @@ class Character(BaseModel):
             data["greetings"] = [greeting] if greeting else []
         return data
 
+    @field_validator("example_dialogues")
+    @classmethod
+    def _split_examples(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # One block per <START>, so dropping examples drops whole conversations.
+        return tuple(block for text in value for block in split_examples(text))
+
+    @field_validator("extensions", "character_book")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _check_json(value, "")
+        return value
+
+    @field_validator("character_book")
+    @classmethod
+    def _book_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                _BookShape.model_validate(value)
+            except ValidationError as exc:
+                raise ValueError(describe(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_extensions(self) -> Character:
+        _ = self.depth_prompt  # raises on a malformed depth prompt, at load time
+        world = self.extensions.get("world")
+        if world is not None and not isinstance(world, str):
+            raise ValueError("extensions.world: expected the name of a lorebook")
+        return self
+
     @property
     def persona_text(self) -> str:
         return self.persona or self.description
 
     @property
+    def char_name(self) -> str:
+        """What ``{{char}}`` stands for: the nickname when set, else the name."""
+        return self.nickname or self.name
+
+    @property
+    def summary(self) -> str:
+        """A line for people: the description, else the creator's notes."""
+        return self.description or self.creator_notes
+
+    @property
     def greeting(self) -> str | None:
         return self.greetings[0] if self.greetings else None
+
+    @property
+    def world(self) -> str | None:
+        """The lorebook a SillyTavern card attaches by name (``extensions.world``)."""
+        world = self.extensions.get("world")
+        return world if isinstance(world, str) and world else None
+
+    @property
+    def depth_prompt(self) -> DepthPrompt | None:
+        raw = self.extensions.get("depth_prompt")
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            raise ValueError("extensions.depth_prompt: expected an object")
+        prompt, depth, role = raw.get("prompt", ""), raw.get("depth", 4), raw.get("role", "system")
+        if not isinstance(prompt, str):
+            raise ValueError("extensions.depth_prompt.prompt: expected a string")
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+            raise ValueError("extensions.depth_prompt.depth: expected a whole number >= 0")
+        if role not in {r.value for r in Role}:
+            raise ValueError("extensions.depth_prompt.role: expected system, user or assistant")
+        return DepthPrompt(prompt, depth, Role(role)) if prompt.strip() else None
+
+
+def split_examples(text: str) -> list[str]:
+    """``mes_example`` as blocks: split on ``<START>``, trimmed, empty ones gone."""
+    return [block.strip() for block in _START.split(text) if block.strip()]
+
+
+def join_examples(blocks: tuple[str, ...] | list[str]) -> str:
+    """The canonical ``mes_example`` text for some blocks (inverse of ``split_examples``)."""
+    return "\n".join(f"<START>\n{block}" for block in blocks)
+
+
+def _check_json(value: Any, where: str) -> None:
+    # Card data must survive a JSON round trip; YAML can hold dates, sets and other things.
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where or 'key'} {key!r}: keys must be strings")
+            _check_json(item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json(item, f"{where}[{index}]")
+    elif value is not None and not isinstance(value, str | int | float | bool):
+        raise ValueError(f"{where}: {type(value).__name__} is not JSON data")
 
 
 def parse_character_yaml(text: str, *, source: str) -> Character:
@@ -80,15 +267,26 @@ def parse_character_yaml(text: str, *, source: str) -> Character:
         raise CharacterDefinitionError(f"not valid YAML: {exc}", source=source) from exc
     if not isinstance(data, dict):
         raise CharacterDefinitionError("expected a mapping of fields at the top", source=source)
+    for key in SET_BY_READER:
+        if key in data:
+            raise CharacterDefinitionError(
+                f"{key}: set by the reader, not by a file", source=source
+            )
+    return validate_character(data, source=source)
+
+
+def validate_character(data: dict[str, Any], *, source: str) -> Character:
+    """Build a Character from plain data, or raise ``CharacterDefinitionError``."""
     try:
         return Character.model_validate(data)
     except ValidationError as exc:
-        raise CharacterDefinitionError(_describe(exc), source=source) from exc
+        raise CharacterDefinitionError(describe(exc), source=source) from exc
 
 
-def _describe(exc: ValidationError) -> str:
+def describe(exc: ValidationError, prefix: str = "") -> str:
+    """A validation error as ``field.path: problem; ...``."""
     problems = []
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"]) or "(top)"
-        problems.append(f"{where}: {error['msg']}")
+        problems.append(f"{prefix}{where}: {error['msg']}")
     return "; ".join(problems)

@@ -41,8 +41,9 @@ from personae.core.events import (
 )
 from personae.core.ports import ConversationLock, ConversationStore, EventBus
 from personae.core.service import ChatService
+from personae.core.sessions import SessionRegistry
 from personae.core.types import InboundMessage
-from personae.errors import ConversationNotFound, Overloaded, PersonaeError
+from personae.errors import Busy, ConversationNotFound, Overloaded, PersonaeError
 
 log = structlog.get_logger(__name__)
 
@@ -102,12 +103,20 @@ class ConversationHub:
         bus: EventBus,
         lock: ConversationLock,
         admission: Admission,
+        sessions: SessionRegistry | None = None,
+        reject_when_busy: bool = False,
     ) -> None:
         self._service = service
         self._store = store
         self._bus = bus
         self._lock = lock  # the hub's own: held while a turn's events are numbered and stored
         self._admission = admission
+        self.sessions = sessions or SessionRegistry(idle_expiry_s=900.0)
+        # A message for a conversation whose reply is still being generated waits its turn
+        # (in arrival order), or with reject_when_busy is refused at once with ``Busy``.
+        self._reject_when_busy = reject_when_busy
+        self._busy: dict[tuple[str, str], int] = {}
+        self._sweeper: asyncio.Task[None] | None = None
         self._live: dict[str, _LiveTurn] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
@@ -116,12 +125,25 @@ class ConversationHub:
     def running_turns(self) -> int:
         return len(self._tasks)
 
+    def start(self, *, sweep_interval_s: float) -> None:
+        """Start expiring idle sessions every ``sweep_interval_s``."""
+
+        async def sweep_forever() -> None:
+            while True:
+                await asyncio.sleep(sweep_interval_s)
+                await self.sessions.sweep()
+
+        self._sweeper = asyncio.create_task(sweep_forever())
+
     async def send(self, inbound: InboundMessage) -> Accepted:
         """Start a turn; returns once its user message is stored (or was, for a retried key).
         Raises before anything is stored: ``Overloaded``, ``CharacterNotFound``, ..."""
         if not self._accepting:
             raise Overloaded("the server is shutting down", retry_after=5.0)
         self._service.validate(inbound)
+        key = (inbound.user, inbound.character_id)
+        if self._reject_when_busy and self._busy.get(key):
+            raise Busy("a reply is being generated in this conversation; try again after it")
         await self._admission.acquire()
         accepted: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(
@@ -151,8 +173,12 @@ class ConversationHub:
         conversation = await self._store.get_conversation(conversation_id)
         if owner is None or conversation is None or conversation.user_id != owner.id:
             raise ConversationNotFound(conversation_id)
-        async with self._bus.subscribe(conversation_id) as live:
-            yield self._replay_then_live(conversation_id, after_seq, live)
+        self.sessions.add_watcher(conversation_id, user)
+        try:
+            async with self._bus.subscribe(conversation_id) as live:
+                yield self._replay_then_live(conversation_id, after_seq, live)
+        finally:
+            self.sessions.remove_watcher(conversation_id)
 
     async def _replay_then_live(
         self, conversation_id: str, after_seq: int, live: AsyncIterator[ConversationEvent]
@@ -186,6 +212,8 @@ class ConversationHub:
         """Stop accepting; let running turns finish within ``grace_s``; cancel the rest (they
         end with an ``error`` event that says why)."""
         self._accepting = False
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace_s)
         for live in list(self._live.values()):
@@ -198,6 +226,8 @@ class ConversationHub:
 
     async def _run(self, inbound: InboundMessage, accepted: asyncio.Future[Accepted]) -> None:
         turn = _Turn(inbound, accepted)
+        key = (inbound.user, inbound.character_id)
+        self._busy[key] = self._busy.get(key, 0) + 1
         try:
             async with self._lock.hold(f"{inbound.user}\x00{inbound.character_id}"):
                 await self._drive_to_an_end(turn)
@@ -214,9 +244,15 @@ class ConversationHub:
             raise
         finally:
             self._admission.release()
+            if self._busy[key] == 1:
+                del self._busy[key]
+            else:
+                self._busy[key] -= 1
             live = turn.live
-            if live is not None and self._live.get(live.conversation_id) is live:
-                del self._live[live.conversation_id]
+            if live is not None:
+                self.sessions.end_turn(live.conversation_id)
+                if self._live.get(live.conversation_id) is live:
+                    del self._live[live.conversation_id]
 
     async def _drive_to_an_end(self, turn: _Turn) -> None:
         """Run the turn; once acknowledged, every ending (done, failure, cancellation) is an
@@ -263,6 +299,7 @@ class ConversationHub:
             conversation.id, inbound.user, ack.message.id, conversation.last_event_seq + 1
         )
         live.task = asyncio.current_task()
+        self.sessions.begin_turn(conversation.id, inbound.user)
         event = live.emit(
             ACK, {"message": message_payload(ack.message), "character": conversation.character_id}
         )

@@ -2,18 +2,25 @@
 
 What goes in, in priority order when the budget is tight:
 
-1. the system block (system prompt, persona, scenario), any post-history instructions, and the
-   new user message: always, or the turn fails with ``ContextOverflow``;
+1. the system block (system prompt, persona, personality, scenario), any post-history
+   instructions, the character's depth prompt and the new user message: always, or the turn
+   fails with ``ContextOverflow``;
 2. recent history, newest first, so the oldest turns are the ones dropped;
-3. example dialogues, in order, with whatever room is left (dropped first, as the Character
-   Card specs ask).
+3. example dialogues, whole ``<START>`` blocks in the order written, with whatever room is
+   left: the last blocks are dropped first, and they all go before any history does (the
+   Character Card specs ask that examples make way for the real conversation).
 
-The assembled order is: system, examples, history, post-history instructions, user message.
+The assembled order is: system, examples, history, post-history instructions, user message;
+the depth prompt sits ``depth`` messages from the end of the chat (history + user message),
+0 meaning after the user message. A character's ``system_prompt`` and
+``post_history_instructions`` replace the defaults when non-empty, ``{{original}}`` standing
+for the default. ``creator_notes``, ``tags``, ``creator`` and ``version`` never go in.
 Tokens are counted with the backend's own tokenizer where it has one (``count_tokens``).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -47,6 +54,24 @@ class AssembledPrompt:
     history_included: int
     history_dropped: int
     examples_included: int
+    examples_dropped: int = 0
+
+
+class _Filler:
+    """Expands macros for one prompt: one random source, ``{{pick}}`` seeded per conversation."""
+
+    def __init__(self, character: Character, user: str, rng: random.Random, seed: str) -> None:
+        self._char, self._user, self._rng, self._seed = character.char_name, user, rng, seed
+
+    def __call__(self, text: str, original: str = "") -> str:
+        return expand(
+            text,
+            char=self._char,
+            user=self._user,
+            original=original,
+            rng=self._rng,
+            pick_seed=self._seed,
+        ).strip()
 
 
 def assemble_prompt(
@@ -57,24 +82,26 @@ def assemble_prompt(
     user_name: str,
     budget: PromptBudget,
     count_tokens: TokenCounter,
+    pick_seed: str = "",
+    rng: random.Random | None = None,
+    default_system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    default_post_history: str = "",
 ) -> AssembledPrompt:
     """Build the prompt for the next reply. ``history`` is oldest first and excludes
-    ``user_text``."""
-
-    def fill(text: str) -> str:
-        return expand(text, char=character.name, user=user_name)
+    ``user_text``. ``pick_seed`` (the conversation id) keeps ``{{pick}}`` stable across turns;
+    ``rng`` drives ``{{random}}`` and ``{{roll}}``."""
+    fill = _Filler(character, user_name, rng or random.Random(), pick_seed)
 
     def cost(message: ChatMessage) -> int:
         return count_tokens(message.content) + budget.per_message_tokens
 
-    system = ChatMessage(Role.SYSTEM, _system_text(character, fill))
-    post = (
-        ChatMessage(Role.SYSTEM, fill(character.post_history_instructions))
-        if character.post_history_instructions.strip()
-        else None
-    )
+    system = ChatMessage(Role.SYSTEM, _system_text(character, fill, default_system_prompt))
+    post_text = _override(character.post_history_instructions, default_post_history, fill)
+    post = ChatMessage(Role.SYSTEM, post_text) if post_text else None
+    depth = character.depth_prompt
+    injected = ChatMessage(depth.role, fill(depth.prompt)) if depth else None
     user = ChatMessage(Role.USER, user_text, name=user_name)
-    required = [system, user] + ([post] if post else [])
+    required = [m for m in (system, post, injected, user) if m is not None]
     used = sum(cost(m) for m in required)
     if used > budget.prompt_tokens:
         raise ContextOverflow(
@@ -96,31 +123,56 @@ def assemble_prompt(
     kept_history.reverse()
 
     examples: list[ChatMessage] = []
-    for example in character.example_dialogues:
-        candidate = ChatMessage(Role.SYSTEM, f"Example conversation:\n{fill(example).strip()}")
+    for block in character.example_dialogues:
+        candidate = ChatMessage(Role.SYSTEM, f"Example conversation:\n{fill(block)}")
         price = cost(candidate)
         if used + price > budget.prompt_tokens:
-            break
+            break  # a prefix of the blocks: the last ones are dropped first
         examples.append(candidate)
         used += price
 
-    messages = [system, *examples, *kept_history, *([post] if post else []), user]
+    chat = [*kept_history, *([post] if post else []), user]
+    if injected is not None and depth is not None:
+        # Counted over the conversation only, so post-history instructions stay beside the
+        # user message they belong to.
+        position = max(len(kept_history) + 1 - depth.depth, 0)
+        if position == len(kept_history) + 1:
+            chat.append(injected)
+        else:
+            chat.insert(position, injected)
     return AssembledPrompt(
-        messages=tuple(messages),
+        messages=(system, *examples, *chat),
         tokens=used,
         history_included=len(kept_history),
         history_dropped=len(history) - len(kept_history),
         examples_included=len(examples),
+        examples_dropped=len(character.example_dialogues) - len(examples),
     )
 
 
-def _system_text(character: Character, fill: Callable[[str], str]) -> str:
-    parts = [fill(character.system_prompt.strip() or DEFAULT_SYSTEM_PROMPT)]
+def greeting_text(
+    character: Character, *, user_name: str, rng: random.Random | None = None, pick_seed: str = ""
+) -> str | None:
+    """The first greeting with its macros expanded, or None when the character has none."""
+    if not character.greeting:
+        return None
+    return _Filler(character, user_name, rng or random.Random(), pick_seed)(character.greeting)
+
+
+def _override(own: str, default: str, fill: _Filler) -> str:
+    # The spec: a non-empty field replaces the default; an empty one falls back to it.
+    return fill(own, original=default) if own.strip() else fill(default)
+
+
+def _system_text(character: Character, fill: _Filler, default: str) -> str:
+    parts = [_override(character.system_prompt, default, fill)]
     if character.persona_text.strip():
-        parts.append(fill(character.persona_text.strip()))
+        parts.append(fill(character.persona_text))
+    if character.personality.strip():
+        parts.append(f"{character.char_name}'s personality: {fill(character.personality)}")
     if character.scenario.strip():
-        parts.append(f"Scenario: {fill(character.scenario.strip())}")
-    return "\n\n".join(parts)
+        parts.append(f"Scenario: {fill(character.scenario)}")
+    return "\n\n".join(part for part in parts if part)
 
 
 def _history_message(message: Message, char_name: str, user_name: str) -> ChatMessage:

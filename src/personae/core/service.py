@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from personae.core.catalog import CharacterCatalog
 from personae.core.characters import Character
 from personae.core.events import MessageAck, MessageDelta, MessageDone, TurnEvent
-from personae.core.macros import expand
 from personae.core.ports import ChatModel, ConversationLock, ConversationStore
-from personae.core.prompt import AssembledPrompt, PromptBudget, assemble_prompt
+from personae.core.prompt import AssembledPrompt, PromptBudget, assemble_prompt, greeting_text
 from personae.core.routing import ModelRoutes
 from personae.core.types import (
     ChatRequest,
@@ -82,7 +81,7 @@ class ChatService:
         model = self._routes.for_character(character)
         params = self._params(character, inbound)
         user_name = self._settings.user_name
-        greeting = character.greeting
+        greeting = greeting_text(character, user_name=user_name)
         async with self._lock.hold(f"{inbound.user}\x00{character.id}"):
             opened = await self._store.open_turn(
                 external_user_id=inbound.user,
@@ -91,9 +90,7 @@ class ChatService:
                 conversation_id=inbound.conversation_id,
                 new_conversation=inbound.new_conversation,
                 idempotency_key=inbound.idempotency_key,
-                greeting=expand(greeting, char=character.name, user=user_name)
-                if greeting
-                else None,
+                greeting=greeting,
             )
             yield MessageAck(opened.conversation, opened.message, duplicate=opened.duplicate)
             if opened.duplicate:
@@ -131,6 +128,7 @@ class ChatService:
                 reply_tokens=params.max_tokens,
             ),
             count_tokens=model.count_tokens,
+            pick_seed=opened.conversation.id,  # {{pick:...}} stays the same all conversation
         )
 
     def _params(self, character: Character, inbound: InboundMessage) -> GenerationParams:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 
 from personae.core.catalog import CharacterCatalog
+from personae.core.hub import ConversationHub
 from personae.core.ports import Authenticator, ConversationStore
 from personae.core.service import ChatService
 from personae.errors import PersonaeError
+from personae.transports.ws_connection import WsLimits
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
 
@@ -27,6 +30,9 @@ class Gateway:
     store: ConversationStore
     authenticator: Authenticator
     readiness: ReadinessCheck
+    hub: ConversationHub | None = None
+    ws_limits: WsLimits = field(default_factory=WsLimits)
+    connections: set[Any] = field(default_factory=set)  # open WebSocket connections
 
 
 def gateway(request: Request) -> Gateway:

@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import FastAPI
 
 import personae
-from personae.transports import health, openai_api, rest
+from personae.transports import health, openai_api, rest, websocket
 from personae.transports.body_limit import BodyLimitMiddleware
 from personae.transports.errors import install_error_handlers
 
@@ -28,4 +28,5 @@ def create_http_app(*, lifespan: Lifespan, max_body_bytes: int) -> FastAPI:
     app.include_router(health.router)
     app.include_router(openai_api.router)
     app.include_router(rest.router)
+    app.include_router(websocket.router)
     return app

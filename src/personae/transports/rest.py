@@ -30,7 +30,7 @@ class CharacterOut(BaseModel):
         return cls(
             id=c.id,
             name=c.name,
-            description=c.description,
+            description=c.summary,
             tags=list(c.tags),
             greetings=list(c.greetings),
             version=c.version,

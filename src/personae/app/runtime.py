@@ -1,4 +1,4 @@
-"""The composition root: the only module that names concrete adapters and wires them.
+"""The composition root: the only package that names concrete adapters and wires them.
 
 ``open_runtime`` opens everything a server needs (storage, backends, characters) as one async
 context; ``build_app`` puts the HTTP transport on top of it, with the runtime as its lifespan.
@@ -6,36 +6,33 @@ context; ``build_app`` puts the HTTP transport on top of it, with the runtime as
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from fastapi import FastAPI
 
+from personae.app.backends import build_backends, build_routes
 from personae.characters.loader import load_characters_dir
-from personae.coordination.local import LocalConversationLock
+from personae.coordination.local import LocalConversationLock, LocalEventBus
+from personae.core.admission import Admission
 from personae.core.catalog import CharacterCatalog
+from personae.core.hub import ConversationHub
 from personae.core.ports import ChatModel, ConversationStore
 from personae.core.routing import ModelRoutes
 from personae.core.service import ChatService, TurnSettings
+from personae.core.sessions import SessionRegistry
 from personae.core.types import GenerationParams
-from personae.errors import ConfigurationError
-from personae.llm import plugin as llm_plugin
-from personae.llm.packaged import packaged_model_path
-from personae.plugins.manager import chat_model_factories, make_plugin_manager
-from personae.plugins.specs import BackendConfig
+from personae.llm.pool import BackendPool
 from personae.security.auth import StaticKeyAuthenticator
 from personae.settings import Settings
 from personae.storage.sqlite import SqliteConversationStore
 from personae.transports.gateway import Gateway
 from personae.transports.http import create_http_app
+from personae.transports.ws_connection import WsLimits
 
 log = structlog.get_logger(__name__)
-
-BUILTIN_PLUGINS = (llm_plugin,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +41,9 @@ class Runtime:
     catalog: CharacterCatalog
     store: ConversationStore
     routes: ModelRoutes
+    backends: BackendPool  # breaker states and per-backend counters, for metrics
     service: ChatService
+    hub: ConversationHub
     authenticator: StaticKeyAuthenticator
 
     async def readiness(self) -> dict[str, str]:
@@ -64,6 +63,8 @@ class Runtime:
             store=self.store,
             authenticator=self.authenticator,
             readiness=self.readiness,
+            hub=self.hub,
+            ws_limits=ws_limits(self.settings),
         )
 
 
@@ -73,41 +74,6 @@ def load_catalog(settings: Settings) -> CharacterCatalog:
         log.error("character not loaded", source=error.source, error=error.message)
     log.info("characters loaded", count=len(report.characters), folder=str(settings.characters_dir))
     return CharacterCatalog(report.characters)
-
-
-async def default_backend_config(settings: Settings) -> BackendConfig:
-    llm = settings.llm
-    kind = llm.kind if llm.kind != "auto" else ("openai" if llm.base_url else "llamacpp")
-    options: dict[str, Any] = {}
-    if kind == "llamacpp":
-        path = llm.model_path or await asyncio.to_thread(packaged_model_path, settings.data_dir)
-        options = {
-            "model_path": str(path),
-            "n_ctx": llm.n_ctx,
-            "prompt_format": llm.prompt_format,
-            "seed": settings.generation.seed,
-        }
-        if llm.n_threads:
-            options["n_threads"] = llm.n_threads
-    return BackendConfig(
-        name=kind,
-        kind=kind,
-        model=llm.model,
-        base_url=llm.base_url,
-        api_key=llm.api_key.get_secret_value() if llm.api_key else None,
-        timeout_s=llm.timeout_s,
-        connect_timeout_s=llm.connect_timeout_s,
-        options=options,
-    )
-
-
-async def build_backends(settings: Settings) -> dict[str, ChatModel]:
-    factories = chat_model_factories(make_plugin_manager(BUILTIN_PLUGINS))
-    config = await default_backend_config(settings)
-    if config.kind not in factories:
-        known = ", ".join(sorted(factories))
-        raise ConfigurationError(f"unknown backend kind {config.kind!r}; known: {known}")
-    return {config.name: factories[config.kind](config)}
 
 
 def turn_settings(settings: Settings) -> TurnSettings:
@@ -135,7 +101,7 @@ async def open_runtime(
         models = dict(backends) if backends is not None else await build_backends(settings)
         for model in models.values():
             await stack.enter_async_context(model)
-        routes = ModelRoutes(models, default=next(iter(models)))
+        routes, pool = build_routes(settings, models)
         service = ChatService(
             catalog=catalog,
             store=store,
@@ -146,14 +112,44 @@ async def open_runtime(
         # Runs before the store closes (exit order is reversed): late partial-reply writes
         # of cancelled turns land first.
         stack.push_async_callback(service.drain)
+        realtime = settings.realtime
+        hub = ConversationHub(
+            service=service,
+            store=store,
+            bus=await stack.enter_async_context(LocalEventBus()),
+            lock=LocalConversationLock(),
+            admission=Admission(
+                max_concurrent=realtime.max_concurrent_turns,
+                max_queued=realtime.max_queued_turns,
+                enqueue_timeout_s=realtime.enqueue_timeout_s,
+                retry_after_s=realtime.retry_after_s,
+            ),
+            sessions=SessionRegistry(idle_expiry_s=realtime.session_idle_expiry_s),
+            reject_when_busy=realtime.busy_policy == "reject",
+        )
+        hub.start(sweep_interval_s=max(1.0, realtime.session_idle_expiry_s / 10))
+        # Running turns finish (or end with an error event) before anything closes.
+        stack.push_async_callback(hub.close, grace_s=realtime.shutdown_grace_s)
         yield Runtime(
             settings=settings,
             catalog=catalog,
             store=store,
             routes=routes,
+            backends=pool,
             service=service,
+            hub=hub,
             authenticator=StaticKeyAuthenticator(k.get_secret_value() for k in settings.api_keys),
         )
+
+
+def ws_limits(settings: Settings) -> WsLimits:
+    realtime = settings.realtime
+    return WsLimits(
+        max_frame_bytes=realtime.max_frame_bytes,
+        heartbeat_interval_s=realtime.heartbeat_interval_s,
+        idle_timeout_s=realtime.idle_timeout_s,
+        send_timeout_s=realtime.send_timeout_s,
+    )
 
 
 def build_app(settings: Settings, *, backends: Mapping[str, ChatModel] | None = None) -> FastAPI:

@@ -1,0 +1,436 @@
+"""One WebSocket connection: handshake, requests, subscriptions, heartbeats, back-pressure.
+
+Tasks per connection, under one TaskGroup: the reader (this coroutine), a writer draining the
+outbox, a heartbeat, one task per request being handled and one per subscribed conversation.
+Any of them ends the connection by raising ``CloseConnection``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from personae.core.hub import ConversationHub
+from personae.core.ports import Authenticator
+from personae.core.types import InboundMessage
+from personae.errors import PersonaeError
+from personae.transports import ws_frames as frames
+from personae.transports.ws_outbox import Outbox, OutboxFull
+
+log = structlog.get_logger(__name__)
+
+
+class ConnectionState(enum.Enum):
+    CONNECTING = "connecting"  # accepted, waiting for the connect request
+    ACTIVE = "active"  # the client spoke within the last heartbeat interval
+    IDLE = "idle"  # quiet for a heartbeat interval; closed if quiet until the idle timeout
+    DRAINING = "draining"  # closing: answers already queued go out, nothing new is taken
+    CLOSED = "closed"
+
+
+_S = ConnectionState
+_LEGAL: dict[ConnectionState, set[ConnectionState]] = {
+    _S.CONNECTING: {_S.ACTIVE, _S.DRAINING, _S.CLOSED},
+    _S.ACTIVE: {_S.IDLE, _S.DRAINING, _S.CLOSED},
+    _S.IDLE: {_S.ACTIVE, _S.DRAINING, _S.CLOSED},
+    _S.DRAINING: {_S.CLOSED},
+    _S.CLOSED: set(),
+}
+
+
+class CloseConnection(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class WsLimits:
+    max_frame_bytes: int = 64 * 1024
+    heartbeat_interval_s: float = 30.0
+    idle_timeout_s: float = 90.0
+    send_timeout_s: float = 5.0
+    outbox_frames: int = 2048
+    coalesce_s: float = 0.02
+    max_pending_requests: int = 16
+    requests_per_s: float = 20.0
+    request_burst: int = 40
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "max_frame_bytes": self.max_frame_bytes,
+            "heartbeat_interval_s": self.heartbeat_interval_s,
+            "idle_timeout_s": self.idle_timeout_s,
+            "send_timeout_s": self.send_timeout_s,
+            "requests_per_s": self.requests_per_s,
+        }
+
+
+class _Bucket:
+    """Requests per second with a burst: a token bucket that lives and dies with the
+    connection (a shared limiter keyed per connection would need cleaning up after it)."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> float | None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return None
+        return (1 - self.tokens) / self.rate
+
+
+class Connection:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        hub: ConversationHub,
+        authenticator: Authenticator,
+        limits: WsLimits,
+    ) -> None:
+        self.ws = websocket
+        self.hub = hub
+        self.authenticator = authenticator
+        self.limits = limits
+        self.state = ConnectionState.CONNECTING
+        self.user = ""
+        self.outbox = Outbox(limit=limits.outbox_frames)
+        self._subscriptions: dict[str, asyncio.Task[None]] = {}
+        self._pending = 0
+        self._bucket = _Bucket(limits.requests_per_s, limits.request_burst)
+        self._refused_in_a_row = 0
+        self._group: asyncio.TaskGroup | None = None
+        self._last_heard = time.monotonic()
+
+    def _move(self, to: ConnectionState) -> None:
+        if to is self.state:
+            return
+        if to not in _LEGAL[self.state]:
+            raise RuntimeError(f"illegal connection transition {self.state} -> {to}")
+        self.state = to
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        try:
+            closing = await self._serve()
+        finally:
+            if self.state is not ConnectionState.DRAINING:
+                self._move(ConnectionState.CLOSED)
+        if closing is not None:
+            await self._close(*closing)
+
+    async def _serve(self) -> tuple[int, str] | None:
+        """Run the connection; the close code and reason to send, or None if the peer left."""
+        closing: tuple[int, str] | None = None
+        try:
+            hello_id, params = await self._handshake()
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                group.create_task(self._write())
+                group.create_task(self._heartbeat())
+                hello = await self._hello(hello_id, params)
+                self.outbox.put(frames.result_frame(hello_id, hello))
+                await self._read()
+                raise CloseConnection(1000, "bye")
+        except* CloseConnection as group:
+            first = group.exceptions[0]
+            assert isinstance(first, CloseConnection)
+            closing = (first.code, first.reason)
+            self._move(ConnectionState.DRAINING)
+        except* WebSocketDisconnect:
+            pass
+        return closing
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):  # the client may be gone already
+            if code != 1013:  # answers already queued still go out, except to a slow reader
+                await self._flush(deadline_s=1.0)
+            await self.ws.close(code, reason)
+        self._move(ConnectionState.CLOSED)
+
+    async def _flush(self, *, deadline_s: float) -> None:
+        async with asyncio.timeout(deadline_s):
+            while len(self.outbox):
+                await self._send_now(await self.outbox.get())
+
+    # --- handshake ---------------------------------------------------------------------------
+
+    async def _handshake(self) -> tuple[str, frames.ConnectParams]:
+        text = await self._receive()
+        try:
+            request, params = frames.parse_request(text)
+        except frames.FrameError as exc:
+            reason = f"the first frame must be a connect request ({exc.code})"
+            raise CloseConnection(1008, reason) from None
+        if request.method != "connect":
+            raise CloseConnection(1008, "the first frame must be a connect request")
+        assert isinstance(params, frames.ConnectParams)
+        version = min(params.protocol.max, frames.PROTOCOL_VERSION)
+        if version < params.protocol.min or version not in frames.SUPPORTED:
+            await self._send_now(
+                frames.error_frame(
+                    request.id,
+                    "unsupported_protocol",
+                    f"this server speaks protocol {frames.PROTOCOL_VERSION}",
+                )
+            )
+            raise CloseConnection(1002, "unsupported protocol version")
+        try:
+            principal = await self.authenticator.authenticate(params.token)
+        except PersonaeError as exc:
+            await self._send_now(frames.error_frame(request.id, exc.code, exc.message))
+            raise CloseConnection(1008, "not authenticated") from None
+        self.user = params.user or principal.subject
+        self._move(ConnectionState.ACTIVE)
+        return request.id, params
+
+    async def _hello(self, request_id: str, params: frames.ConnectParams) -> dict[str, Any]:
+        resumed, refused = [], {}
+        for conversation, after_seq in params.resume.items():
+            try:
+                await self._subscribe(conversation, max(after_seq, 0))
+                resumed.append(conversation)
+            except PersonaeError as exc:
+                refused[conversation] = exc.code
+        return {
+            "type": "hello",
+            "protocol": frames.PROTOCOL_VERSION,
+            "user": self.user,
+            "device_id": params.device_id,
+            "limits": self.limits.describe(),
+            "resumed": resumed,
+            "resume_errors": refused,
+        }
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def _receive(self) -> str:
+        try:
+            async with asyncio.timeout(self.limits.idle_timeout_s):
+                message = await self.ws.receive()
+        except TimeoutError:
+            raise CloseConnection(1001, "no frame within the idle timeout") from None
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        self._last_heard = time.monotonic()
+        if self.state is ConnectionState.IDLE:
+            self._move(ConnectionState.ACTIVE)
+        text = message.get("text")
+        if text is None:
+            raise CloseConnection(1003, "binary frames are not supported; send JSON text")
+        if len(text.encode()) > self.limits.max_frame_bytes:
+            raise CloseConnection(1009, f"frames are limited to {self.limits.max_frame_bytes} B")
+        return str(text)
+
+    async def _read(self) -> None:
+        while True:
+            text = await self._receive()
+            wait = self._bucket.take()
+            if wait is not None:
+                self._refused_in_a_row += 1
+                if self._refused_in_a_row > self.limits.request_burst:
+                    raise CloseConnection(1008, "too many requests")
+                self._answer_refusal(text, "rate_limited", "slow down", retry_after=wait)
+                continue
+            self._refused_in_a_row = 0
+            if self._pending >= self.limits.max_pending_requests:
+                self._answer_refusal(text, "too_many_pending", "wait for answers", retry_after=1)
+                continue
+            try:
+                request, params = frames.parse_request(text)
+            except frames.FrameError as exc:
+                self._put(frames.error_frame(exc.request_id, exc.code, exc.message))
+                continue
+            self._start_handling(request.id, request.method, params)
+
+    def _answer_refusal(self, text: str, code: str, message: str, *, retry_after: float) -> None:
+        try:
+            request_id: str | None = json.loads(text).get("id")
+        except (ValueError, AttributeError):
+            request_id = None
+        frame = frames.error_frame(
+            request_id if isinstance(request_id, str) else None,
+            code,
+            message,
+            retryable=True,
+            retry_after=round(retry_after, 3),
+        )
+        self._put(frame)
+
+    def _start_handling(self, request_id: str, method: str, params: Any) -> None:
+        handlers: dict[str, Callable[[Any], Awaitable[dict[str, Any]]]] = {
+            "message.send": lambda p: self._send_message(p, request_id),
+            "message.cancel": self._cancel,
+            "conversation.subscribe": self._subscribe_request,
+            "conversation.unsubscribe": self._unsubscribe,
+            "ping": self._ping,
+        }
+        handler = handlers.get(method)
+
+        async def answer() -> None:
+            self._pending += 1
+            try:
+                if handler is None:  # only "connect" is known and unhandled here
+                    raise _RequestRefused("already_connected", "this connection is connected")
+                result = await handler(params)
+                if result is not _ANSWERED:
+                    self._put(frames.result_frame(request_id, result))
+            except _RequestRefused as exc:
+                self._put(frames.error_frame(request_id, exc.code, exc.message))
+            except PersonaeError as exc:
+                self._put(
+                    frames.error_frame(
+                        request_id,
+                        exc.code,
+                        exc.message,
+                        retryable=exc.retryable,
+                        retry_after=getattr(exc, "retry_after", None),
+                    )
+                )
+            except Exception:
+                log.exception("request failed", method=method)
+                self._put(frames.error_frame(request_id, "internal_error", "internal error"))
+            finally:
+                self._pending -= 1
+
+        assert self._group is not None
+        self._group.create_task(answer())
+
+    # --- requests -----------------------------------------------------------------------------
+
+    async def _send_message(self, params: frames.SendParams, request_id: str) -> dict[str, Any]:
+        accepted = await self.hub.send(
+            InboundMessage(
+                user=self.user,
+                character_id=params.character,
+                text=params.text,
+                conversation_id=params.conversation,
+                new_conversation=params.new_conversation,
+                channel="ws",
+                idempotency_key=params.idempotency_key,
+            )
+        )
+        result = {
+            "conversation": accepted.conversation_id,
+            "message_id": accepted.message_id,
+            "message_seq": accepted.message_seq,
+            "ack_seq": accepted.ack_seq,
+            "duplicate": accepted.duplicate,
+        }
+        # The answer goes out before the turn's events, so a client knows which reply they
+        # belong to before the first of them arrives.
+        self._put(frames.result_frame(request_id, result))
+        if accepted.ack_seq is not None and accepted.conversation_id not in self._subscriptions:
+            await self._subscribe(accepted.conversation_id, accepted.ack_seq - 1)
+        return _ANSWERED
+
+    async def _cancel(self, params: frames.ConversationParams) -> dict[str, Any]:
+        return {"cancelled": self.hub.cancel(params.conversation, self.user)}
+
+    async def _subscribe_request(self, params: frames.SubscribeParams) -> dict[str, Any]:
+        await self._subscribe(params.conversation, params.after_seq)
+        return {"conversation": params.conversation, "after_seq": params.after_seq}
+
+    async def _unsubscribe(self, params: frames.ConversationParams) -> dict[str, Any]:
+        task = self._subscriptions.pop(params.conversation, None)
+        if task is not None:
+            task.cancel()
+        return {"conversation": params.conversation, "subscribed": False}
+
+    async def _ping(self, params: frames.EmptyParams) -> dict[str, Any]:
+        return {"pong": time.time()}
+
+    # --- subscriptions, writing, heartbeats ---------------------------------------------------
+
+    async def _subscribe(self, conversation: str, after_seq: int) -> None:
+        if conversation in self._subscriptions:
+            return
+        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        assert self._group is not None
+        task = self._group.create_task(self._forward(conversation, after_seq, started))
+        self._subscriptions[conversation] = task
+        try:
+            await started
+        except BaseException:
+            self._subscriptions.pop(conversation, None)
+            raise
+
+    async def _forward(
+        self, conversation: str, after_seq: int, started: asyncio.Future[None]
+    ) -> None:
+        try:
+            async with self.hub.watch(conversation, self.user, after_seq=after_seq) as events:
+                started.set_result(None)
+                async for event in events:
+                    self._put(
+                        frames.event_frame(
+                            event.event, event.payload, conversation=conversation, seq=event.seq
+                        )
+                    )
+        except PersonaeError as exc:
+            if not started.done():
+                started.set_exception(exc)
+                return
+            log.warning("subscription failed", conversation=conversation, code=exc.code)
+            raise CloseConnection(1011, "the server could not continue this stream") from None
+
+    def _put(self, frame: dict[str, Any]) -> None:
+        try:
+            self.outbox.put(frame)
+        except OutboxFull:
+            raise CloseConnection(1013, "slow consumer: too many frames waiting") from None
+
+    async def _write(self) -> None:
+        last_delta = 0.0
+        while True:
+            frame = await self.outbox.get()
+            if frame.get("event") == "message.delta":
+                # At most one delta frame per coalescing window: wait out the window, then
+                # send everything that queued up behind this frame as one.
+                wait = last_delta + self.limits.coalesce_s - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                frame = self.outbox.take_deltas_after(frame)
+                last_delta = time.monotonic()
+            await self._send_now(frame)
+
+    async def _send_now(self, frame: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(self.limits.send_timeout_s):
+                await self.ws.send_text(json.dumps(frame, separators=(",", ":")))
+        except TimeoutError:
+            raise CloseConnection(1013, "slow consumer: a send did not complete") from None
+
+    async def _heartbeat(self) -> None:
+        interval = self.limits.heartbeat_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            quiet = time.monotonic() - self._last_heard
+            if self.state is ConnectionState.ACTIVE and quiet >= interval:
+                self._move(ConnectionState.IDLE)
+            self._put(frames.event_frame("ping", {"ts": time.time()}))
+
+
+_ANSWERED: dict[str, Any] = {}  # a handler that put its own answer in the outbox returns this
+
+
+class _RequestRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
