@@ -7,6 +7,21 @@ import pytest
 from personae.llm.packaged import packaged_model_path
 
 
+class ManualClock:
+    """A monotonic clock that moves only when a test moves it (``clock.now += 5``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 @pytest.fixture(scope="session")
 def gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The packaged Gemma 3 270M GGUF, assembled once per test session. ``make test`` installs

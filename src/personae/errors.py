@@ -23,6 +23,9 @@ status codes (HTTP status, WebSocket error frames); nothing else knows about HTT
     ├── CharacterDefinitionError     a character file is invalid; ``source`` names it
     ├── StorageError                 the database failed or its schema is unusable
     └── ConfigurationError           settings are invalid or name something missing
+
+    IllegalTransition (a RuntimeError, outside the tree: a bug, never an expected outcome)
+                                     a state machine was asked for a move it does not allow
 """
 
 from __future__ import annotations
@@ -142,3 +145,14 @@ class StorageError(PersonaeError):
 
 class ConfigurationError(PersonaeError):
     code = "configuration_error"
+
+
+class IllegalTransition(RuntimeError):
+    """A state machine (connection, session, circuit breaker, ...) was asked for a transition
+    its table does not allow."""
+
+    def __init__(self, machine: str, source: object, target: object) -> None:
+        super().__init__(f"{machine}: {source} -> {target} is not a legal transition")
+        self.machine = machine
+        self.source = source
+        self.target = target

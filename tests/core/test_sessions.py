@@ -3,23 +3,12 @@ from __future__ import annotations
 import pytest
 
 from personae.core.sessions import ConversationSession, SessionRegistry, SessionState
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from personae.errors import IllegalTransition
+from tests.conftest import ManualClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def registry(clock: Clock) -> SessionRegistry:
+def registry(clock: ManualClock) -> SessionRegistry:
     return SessionRegistry(idle_expiry_s=60, clock=clock)
 
 
@@ -41,7 +30,7 @@ def test_a_session_is_active_while_a_turn_runs_or_someone_watches(
 
 
 async def test_idle_sessions_expire_run_hooks_and_are_forgotten(
-    registry: SessionRegistry, clock: Clock
+    registry: SessionRegistry, clock: ManualClock
 ) -> None:
     expired: list[str] = []
 
@@ -72,7 +61,7 @@ async def test_idle_sessions_expire_run_hooks_and_are_forgotten(
 
 
 async def test_a_conversation_that_comes_back_gets_a_fresh_session(
-    registry: SessionRegistry, clock: Clock
+    registry: SessionRegistry, clock: ManualClock
 ) -> None:
     registry.begin_turn("c1", "sam")
     registry.end_turn("c1")
@@ -86,7 +75,7 @@ async def test_a_conversation_that_comes_back_gets_a_fresh_session(
 
 def test_illegal_transitions_raise() -> None:
     session = ConversationSession("c1", "sam", state=SessionState.CLOSED)
-    with pytest.raises(RuntimeError, match="illegal session transition"):
+    with pytest.raises(IllegalTransition, match="CLOSED"):
         session.move(SessionState.ACTIVE)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(IllegalTransition):
         ConversationSession("c2", "sam").move(SessionState.EXPIRED)  # active -> expired

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from personae.llm.breaker import BreakerState, CircuitBreaker, IllegalTransition, Permit
+from personae.errors import IllegalTransition
+from personae.llm.breaker import BreakerState, CircuitBreaker, Permit
+from tests.conftest import ManualClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-def make(clock: Clock, threshold: int = 3, reset: float = 30.0) -> CircuitBreaker:
+def make(clock: ManualClock, threshold: int = 3, reset: float = 30.0) -> CircuitBreaker:
     return CircuitBreaker("b", failure_threshold=threshold, reset_timeout_s=reset, clock=clock)
 
 
@@ -31,7 +20,7 @@ def fail(breaker: CircuitBreaker, times: int) -> None:
         breaker.failed(permit)
 
 
-def test_opens_after_threshold_consecutive_failures(clock: Clock) -> None:
+def test_opens_after_threshold_consecutive_failures(clock: ManualClock) -> None:
     breaker = make(clock)
     fail(breaker, 2)
     assert breaker.state is BreakerState.CLOSED
@@ -41,7 +30,7 @@ def test_opens_after_threshold_consecutive_failures(clock: Clock) -> None:
     assert breaker.snapshot().retry_in_s == 30.0
 
 
-def test_a_success_resets_the_failure_count(clock: Clock) -> None:
+def test_a_success_resets_the_failure_count(clock: ManualClock) -> None:
     breaker = make(clock)
     fail(breaker, 2)
     breaker.succeeded(Permit.NORMAL)
@@ -50,7 +39,7 @@ def test_a_success_resets_the_failure_count(clock: Clock) -> None:
     assert breaker.snapshot().consecutive_failures == 2
 
 
-def test_open_then_half_open_lets_exactly_one_probe_through(clock: Clock) -> None:
+def test_open_then_half_open_lets_exactly_one_probe_through(clock: ManualClock) -> None:
     breaker = make(clock)
     fail(breaker, 3)
     clock.now += 29.9
@@ -64,7 +53,7 @@ def test_open_then_half_open_lets_exactly_one_probe_through(clock: Clock) -> Non
     assert not breaker.would_admit()
 
 
-def test_a_successful_probe_closes_the_breaker(clock: Clock) -> None:
+def test_a_successful_probe_closes_the_breaker(clock: ManualClock) -> None:
     breaker = make(clock)
     fail(breaker, 3)
     clock.now += 30
@@ -74,7 +63,7 @@ def test_a_successful_probe_closes_the_breaker(clock: Clock) -> None:
     assert breaker.snapshot().consecutive_failures == 0
 
 
-def test_a_failed_probe_opens_it_again_for_a_full_reset_timeout(clock: Clock) -> None:
+def test_a_failed_probe_opens_it_again_for_a_full_reset_timeout(clock: ManualClock) -> None:
     breaker = make(clock)
     fail(breaker, 3)
     clock.now += 45
@@ -89,7 +78,7 @@ def test_a_failed_probe_opens_it_again_for_a_full_reset_timeout(clock: Clock) ->
     assert breaker.admit() is Permit.PROBE
 
 
-def test_a_probe_released_without_a_verdict_lets_the_next_call_probe(clock: Clock) -> None:
+def test_a_probe_released_without_a_verdict_lets_the_next_call_probe(clock: ManualClock) -> None:
     breaker = make(clock)
     fail(breaker, 3)
     clock.now += 30
@@ -100,7 +89,7 @@ def test_a_probe_released_without_a_verdict_lets_the_next_call_probe(clock: Cloc
     assert breaker.admit() is Permit.PROBE
 
 
-def test_late_results_of_calls_admitted_before_opening_do_not_decide(clock: Clock) -> None:
+def test_late_results_of_calls_admitted_before_opening_do_not_decide(clock: ManualClock) -> None:
     breaker = make(clock, threshold=1)
     early = breaker.admit()
     assert early is Permit.NORMAL
@@ -115,7 +104,7 @@ def test_late_results_of_calls_admitted_before_opening_do_not_decide(clock: Cloc
     assert breaker.state is BreakerState.HALF_OPEN
 
 
-def test_illegal_transitions_raise(clock: Clock) -> None:
+def test_illegal_transitions_raise(clock: ManualClock) -> None:
     breaker = make(clock)
     with pytest.raises(IllegalTransition, match="closed -> half_open"):
         breaker._move(BreakerState.HALF_OPEN)
@@ -124,6 +113,6 @@ def test_illegal_transitions_raise(clock: Clock) -> None:
         breaker._move(BreakerState.CLOSED)
 
 
-def test_rejects_nonsense_configuration(clock: Clock) -> None:
+def test_rejects_nonsense_configuration(clock: ManualClock) -> None:
     with pytest.raises(ValueError, match="failure_threshold"):
         make(clock, threshold=0)

@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from personae.app import build_app
+from personae.errors import IllegalTransition
 from personae.testing import FakeChatModel
 from personae.transports.ws_connection import Connection, ConnectionState
 from tests.live_server import live_server
@@ -336,8 +337,8 @@ async def test_connection_states_follow_the_client(tmp_path: Path) -> None:
 def test_illegal_connection_transitions_raise() -> None:
     connection = Connection.__new__(Connection)
     connection.state = ConnectionState.CLOSED
-    with pytest.raises(RuntimeError, match="illegal connection transition"):
+    with pytest.raises(IllegalTransition, match="websocket connection"):
         connection._move(ConnectionState.ACTIVE)
     connection.state = ConnectionState.CONNECTING
-    with pytest.raises(RuntimeError):
+    with pytest.raises(IllegalTransition):
         connection._move(ConnectionState.IDLE)

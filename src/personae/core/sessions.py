@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from personae.errors import IllegalTransition
+
 log = structlog.get_logger(__name__)
 
 
@@ -51,7 +53,7 @@ class ConversationSession:
         if to is self.state:
             return
         if to not in _LEGAL[self.state]:
-            raise RuntimeError(f"illegal session transition {self.state} -> {to}")
+            raise IllegalTransition(f"session {self.conversation_id}", self.state, to)
         self.state = to
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import structlog
 
+from personae.errors import IllegalTransition
+
 log = structlog.get_logger(__name__)
 
 
@@ -33,11 +35,6 @@ _ALLOWED: dict[BreakerState, frozenset[BreakerState]] = {
     BreakerState.OPEN: frozenset({BreakerState.HALF_OPEN}),
     BreakerState.HALF_OPEN: frozenset({BreakerState.CLOSED, BreakerState.OPEN}),
 }
-
-
-class IllegalTransition(RuntimeError):
-    def __init__(self, name: str, source: BreakerState, target: BreakerState) -> None:
-        super().__init__(f"breaker {name!r}: {source} -> {target} is not a legal transition")
 
 
 class Permit(enum.Enum):
@@ -142,7 +139,7 @@ class CircuitBreaker:
     def _move(self, target: BreakerState) -> None:
         source = self._state
         if target not in _ALLOWED[source]:
-            raise IllegalTransition(self.name, source, target)
+            raise IllegalTransition(f"breaker {self.name!r}", source, target)
         self._state = target
         if target is BreakerState.CLOSED:
             self._failures = 0

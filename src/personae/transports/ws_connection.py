@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from personae.core.hub import ConversationHub
 from personae.core.ports import Authenticator
 from personae.core.types import InboundMessage
-from personae.errors import PersonaeError
+from personae.errors import IllegalTransition, PersonaeError
 from personae.transports import ws_frames as frames
 from personae.transports.ws_outbox import Outbox, OutboxFull
 
@@ -121,7 +121,7 @@ class Connection:
         if to is self.state:
             return
         if to not in _LEGAL[self.state]:
-            raise RuntimeError(f"illegal connection transition {self.state} -> {to}")
+            raise IllegalTransition("websocket connection", self.state, to)
         self.state = to
 
     async def run(self) -> None:
