@@ -24,6 +24,7 @@ def live_server(
         lifespan="on",
         ws="websockets-sansio",
         ws_max_size=ws_max_size,
+        ws_per_message_deflate=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)

@@ -178,3 +178,14 @@ def test_invalid_backends_are_errors(
 def test_a_rule_needs_a_chain(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="chain"):
         load_settings(tmp_path, routes={"rules": [{"kinds": ["code"], "chain": []}]})
+
+
+def test_hot_reload_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_settings(tmp_path)
+    assert (defaults.watch_characters, defaults.characters_reload) == (True, "switch")
+    monkeypatch.setenv("PERSONAE_WATCH_CHARACTERS", "false")
+    monkeypatch.setenv("PERSONAE_CHARACTERS_RELOAD", "pin")
+    settings = load_settings(tmp_path)
+    assert (settings.watch_characters, settings.characters_reload) == (False, "pin")
+    with pytest.raises(ValueError, match="characters_reload"):
+        load_settings(tmp_path, characters_reload="sometimes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 from pathlib import Path
@@ -17,7 +18,7 @@ from personae import errors
 from personae.app import build_app, open_runtime
 from personae.characters.cards import ExportFormat, v2_losses
 from personae.characters.library import export_character, import_files
-from personae.characters.loader import load_characters_dir
+from personae.characters.loader import LoadReport, load_characters_dir
 from personae.chat_console import LocalTarget, RemoteTarget, run_chat
 from personae.client import ClientError, PersonaeClient
 from personae.observability.logging import configure_logging
@@ -48,7 +49,7 @@ def serve(
 ) -> None:
     """Run the server."""
     settings = _settings(config_dir, host=host, port=port)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_content=settings.log_content)
     config = uvicorn.Config(
         build_app(settings),
         host=settings.host,
@@ -57,6 +58,8 @@ def serve(
         lifespan="on",
         ws="websockets-sansio",
         ws_max_size=settings.realtime.max_frame_bytes,
+        # Compression costs ~43 KiB of zlib state per connection; chat frames are small.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=int(settings.realtime.shutdown_grace_s) + 5,
     )
     _AnnouncingServer(config).run()
@@ -67,6 +70,12 @@ class _AnnouncingServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
+        # Everything loaded so far lives as long as the process: keep it out of every future
+        # collection, and collect less often. With thousands of connections alive, a full
+        # collection otherwise stalls the loop for hundreds of milliseconds at a time.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 50)
         for listener in self.servers:
             for sock in listener.sockets:
                 host, port = sock.getsockname()[:2]
@@ -126,6 +135,16 @@ def _characters_dir(config_dir: Path | None, directory: Path | None) -> Path:
     return directory if directory is not None else _settings(config_dir).characters_dir
 
 
+def _load_report(config_dir: Path | None, directory: Path | None) -> LoadReport:
+    """The characters and, when it exists, the configured lorebooks folder attached to them
+    (a broken lorebook is reported like a broken character)."""
+    lorebooks = _settings(config_dir).lorebooks_dir
+    return load_characters_dir(
+        _characters_dir(config_dir, directory),
+        lorebooks=lorebooks if lorebooks.is_dir() else None,
+    )
+
+
 def _problem(error: errors.CharacterDefinitionError) -> str:
     return error.message.removeprefix(f"{error.source}: ")
 
@@ -137,7 +156,7 @@ def characters_list(
     config_dir: ConfigDir = None,
 ) -> None:
     """List every character file: id, name, version, format and whether it loads."""
-    report = load_characters_dir(_characters_dir(config_dir, directory))
+    report = _load_report(config_dir, directory)
     rows: list[dict[str, str | None]] = [
         {
             "id": c.id,
@@ -188,7 +207,7 @@ def characters_list(
 @characters_cli.command("check")
 def characters_check(directory: CharactersDir = None, config_dir: ConfigDir = None) -> None:
     """Validate every character file; exit non-zero if any is invalid."""
-    report = load_characters_dir(_characters_dir(config_dir, directory))
+    report = _load_report(config_dir, directory)
     for error in report.errors:
         typer.echo(f"error: {error}", err=True)
     typer.echo(f"{len(report.characters)} valid, {len(report.errors)} invalid")

@@ -173,6 +173,17 @@ class RealtimeSettings(BaseModel):
     busy_policy: Literal["queue", "reject"] = "queue"
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus ``/metrics`` (docs/operations.md). Several worker processes share one view
+    when ``PROMETHEUS_MULTIPROC_DIR`` names an empty folder before they start."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # Multiprocess mode: how often each worker publishes its live state (gauges, breakers).
+    publish_interval_s: float = Field(default=5.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PERSONAE_",
@@ -186,8 +197,14 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path("data")
     characters_dir: Path = Path("characters")
+    lorebooks_dir: Path = Path("lorebooks")  # standalone lorebooks (docs/lorebooks.md)
+    watch_characters: bool = True  # hot reload: apply edits to the folder while running
+    # After a reload, running conversations switch to the new version at their next turn,
+    # or stay pinned to the version they have been using (docs/characters.md, "Hot reload").
+    characters_reload: Literal["switch", "pin"] = "switch"
     user_name: str = "User"  # how the user is named in prompts
     log_level: str = "info"
+    log_content: bool = False  # log message and reply texts (at debug level); off: never
     api_keys: list[SecretStr] = Field(default_factory=list)
     llm: LLMSettings = LLMSettings()
     backends: dict[str, BackendSettings] = Field(default_factory=dict)
@@ -195,6 +212,7 @@ class Settings(BaseSettings):
     generation: GenerationSettings = GenerationSettings()
     limits: LimitSettings = LimitSettings()
     realtime: RealtimeSettings = RealtimeSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @property
     def database_path(self) -> Path:

@@ -217,6 +217,48 @@ async def test_append_message_stores_every_field(store: ConversationStore) -> No
     assert conversation.last_seq == 2
 
 
+VERSION = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+async def test_a_reply_stores_the_character_version_that_wrote_it(
+    store: ConversationStore,
+) -> None:
+    opened = await turn(store, greeting="Hello!")
+    new = NewMessage(Role.ASSISTANT, "Hi", model="fake", character_version=VERSION)
+
+    stored = await store.append_message(opened.conversation.id, new)
+
+    assert stored.character_version == VERSION
+    listed = await store.list_messages(opened.conversation.id)
+    assert [m.character_version for m in listed] == [None, None, VERSION]
+    recent = await store.recent_messages(opened.conversation.id, limit=1)
+    assert recent == [stored]
+
+
+async def test_the_character_version_is_optional_and_per_message(
+    store: ConversationStore,
+) -> None:
+    opened = await turn(store)
+    conversation_id = opened.conversation.id
+    other = VERSION[::-1]
+    await store.append_message(conversation_id, reply("no version"))
+    await store.append_message(
+        conversation_id, NewMessage(Role.ASSISTANT, "v1", character_version=VERSION)
+    )
+    await store.append_message(
+        conversation_id,
+        NewMessage(Role.ASSISTANT, "cut", status=MessageStatus.INCOMPLETE, character_version=other),
+    )
+
+    messages = await store.list_messages(conversation_id)
+    assert [(m.content, m.character_version) for m in messages] == [
+        ("hi", None),
+        ("no version", None),
+        ("v1", VERSION),
+        ("cut", other),
+    ]
+
+
 async def test_append_to_a_missing_conversation_stores_nothing(
     store: ConversationStore, backend: Backend
 ) -> None:

@@ -17,7 +17,7 @@ from personae.core.hub import ConversationHub
 from personae.core.routing import ModelRoutes
 from personae.core.service import ChatService, TurnSettings
 from personae.core.sessions import SessionState
-from personae.core.types import InboundMessage, MessageStatus, Role
+from personae.core.types import EventRecord, InboundMessage, MessageStatus, Role
 from personae.errors import (
     BackendUnavailable,
     Busy,
@@ -239,3 +239,20 @@ async def test_a_busy_conversation_queues_or_rejects_by_policy(tmp_path: Path) -
         messages = await queued.store.list_messages(a.conversation_id)
         greeting_then_two_turns = [Role.ASSISTANT] + [Role.USER, Role.ASSISTANT] * 2
         assert [m.role for m in messages] == greeting_then_two_turns
+
+
+async def test_a_long_log_is_replayed_whole_across_pages(rig: Rig) -> None:
+    accepted = await rig.hub.send(rig.inbound("hi"))
+    first = await rig.collect(accepted.conversation_id)
+    extra = [
+        EventRecord(seq, seq, "state.changed", {"n": seq})
+        for seq in range(first[-1].seq + 1, first[-1].seq + 1201)
+    ]
+    await rig.store.append_events(accepted.conversation_id, extra)
+    seen: list[int] = []
+    async with rig.hub.watch(accepted.conversation_id, "sam", after_seq=2) as stream:
+        async for event in stream:
+            seen.append(event.seq)
+            if event.seq == extra[-1].seq:
+                break
+    assert seen == list(range(3, extra[-1].seq + 1))

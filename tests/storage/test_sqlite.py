@@ -84,6 +84,33 @@ async def test_migrations_run_once_across_reopens(path: Path, raw: Any) -> None:
     assert count(raw, "messages") == 3
 
 
+async def test_upgrading_to_character_versions_keeps_the_old_messages(path: Path, raw: Any) -> None:
+    before = [m for m in load_migrations() if m.version < 3]
+    migrate(raw, before)  # a database written by the previous release
+    stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+    raw.execute("INSERT INTO users VALUES ('usr_1', 'u1', ?)", (stamp,))
+    raw.execute(
+        "INSERT INTO conversations (id, user_id, character_id, created_at, updated_at, last_seq)"
+        " VALUES ('conv_1', 'usr_1', 'alice', ?, ?, 1)",
+        (stamp, stamp),
+    )
+    raw.execute(
+        "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at)"
+        " VALUES ('msg_1', 'conv_1', 1, 'assistant', 'old reply', 'complete', ?)",
+        (stamp,),
+    )
+
+    async with SqliteConversationStore(path) as store:
+        (old,) = await store.list_messages("conv_1")
+        new = await store.append_message(
+            "conv_1", NewMessage(Role.ASSISTANT, "new reply", character_version="ab" * 32)
+        )
+
+    assert (old.content, old.character_version) == ("old reply", None)
+    assert new.character_version == "ab" * 32
+    assert rows(raw, "SELECT max(version) FROM schema_migrations") == [(3,)]
+
+
 async def test_a_newer_schema_is_refused(path: Path, raw: Any) -> None:
     async with SqliteConversationStore(path):
         pass

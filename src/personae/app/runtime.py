@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
 
 from personae.app.backends import build_backends, build_routes
-from personae.characters.loader import load_characters_dir
+from personae.app.observability import build_observability, watch_live_state
+from personae.characters.lorebooks import lorebook_attacher
+from personae.characters.reload import CharacterFolder
+from personae.characters.watcher import CharacterWatcher
 from personae.coordination.local import LocalConversationLock, LocalEventBus
 from personae.core.admission import Admission
 from personae.core.catalog import CharacterCatalog
@@ -25,6 +29,7 @@ from personae.core.service import ChatService, TurnSettings
 from personae.core.sessions import SessionRegistry
 from personae.core.types import GenerationParams
 from personae.llm.pool import BackendPool
+from personae.observability.metrics import Metrics
 from personae.security.auth import StaticKeyAuthenticator
 from personae.settings import Settings
 from personae.storage.sqlite import SqliteConversationStore
@@ -45,6 +50,9 @@ class Runtime:
     service: ChatService
     hub: ConversationHub
     authenticator: StaticKeyAuthenticator
+    watcher: CharacterWatcher | None = None  # hot reload of the characters folder
+    metrics: Metrics | None = None  # None: /metrics is off
+    connections: set[Any] = field(default_factory=set)  # open WebSocket connections
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -65,15 +73,30 @@ class Runtime:
             readiness=self.readiness,
             hub=self.hub,
             ws_limits=ws_limits(self.settings),
+            connections=self.connections,
+            metrics=self.metrics.render if self.metrics is not None else None,
         )
 
 
+def load_characters(settings: Settings) -> CharacterFolder:
+    """Read the characters folder into a new catalog; broken files are logged and skipped."""
+    folder = CharacterFolder(
+        settings.characters_dir,
+        CharacterCatalog(policy=settings.characters_reload),
+        prepare=lorebook_attacher(settings.lorebooks_dir),  # standalone books, by name
+    )
+    folder.apply(folder.rescan(), announce=False)
+    log.info(
+        "characters loaded",
+        count=len(folder.catalog),
+        invalid=len(folder.broken),
+        folder=str(settings.characters_dir),
+    )
+    return folder
+
+
 def load_catalog(settings: Settings) -> CharacterCatalog:
-    report = load_characters_dir(settings.characters_dir)
-    for error in report.errors:
-        log.error("character not loaded", source=error.source, error=error.message)
-    log.info("characters loaded", count=len(report.characters), folder=str(settings.characters_dir))
-    return CharacterCatalog(report.characters)
+    return load_characters(settings).catalog
 
 
 def turn_settings(settings: Settings) -> TurnSettings:
@@ -86,6 +109,7 @@ def turn_settings(settings: Settings) -> TurnSettings:
             max_tokens=gen.max_tokens, temperature=gen.temperature, top_p=gen.top_p, seed=gen.seed
         ),
         user_name=settings.user_name,
+        log_content=settings.log_content,
     )
 
 
@@ -95,19 +119,22 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open storage and backends, load characters; close everything on exit. ``backends``
     replaces the configured ones (tests pass a ``FakeChatModel``)."""
-    catalog = load_catalog(settings)
+    characters = load_characters(settings)
+    catalog = characters.catalog
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(SqliteConversationStore(settings.database_path))
         models = dict(backends) if backends is not None else await build_backends(settings)
         for model in models.values():
             await stack.enter_async_context(model)
         routes, pool = build_routes(settings, models)
+        obs = build_observability(settings)
         service = ChatService(
             catalog=catalog,
             store=store,
             routes=routes,
             lock=LocalConversationLock(),
             settings=turn_settings(settings),
+            observer=obs.observer,
         )
         # Runs before the store closes (exit order is reversed): late partial-reply writes
         # of cancelled turns land first.
@@ -126,10 +153,18 @@ async def open_runtime(
             ),
             sessions=SessionRegistry(idle_expiry_s=realtime.session_idle_expiry_s),
             reject_when_busy=realtime.busy_policy == "reject",
+            observer=obs.observer,
         )
         hub.start(sweep_interval_s=max(1.0, realtime.session_idle_expiry_s / 10))
         # Running turns finish (or end with an error event) before anything closes.
         stack.push_async_callback(hub.close, grace_s=realtime.shutdown_grace_s)
+        await watch_live_state(obs, stack, pool=pool, hub=hub, settings=settings)
+        # Entered last, so it stops first: no reload while the rest shuts down.
+        watcher = (
+            await stack.enter_async_context(CharacterWatcher(characters))
+            if settings.watch_characters
+            else None
+        )
         yield Runtime(
             settings=settings,
             catalog=catalog,
@@ -139,6 +174,9 @@ async def open_runtime(
             service=service,
             hub=hub,
             authenticator=StaticKeyAuthenticator(k.get_secret_value() for k in settings.api_keys),
+            watcher=watcher,
+            metrics=obs.metrics,
+            connections=obs.connections,
         )
 
 

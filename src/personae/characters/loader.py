@@ -1,6 +1,8 @@
 """Reads every character file in a folder: native YAML (``.yaml``/``.yml``) and Character
 Cards (``.json``, ``.png``/``.apng``, ``.charx``). A broken file is reported and skipped, never
-fatal: one bad upload must not take every other character down."""
+fatal: one bad upload must not take every other character down. Given a lorebooks folder, it
+also reads the standalone lorebooks there and attaches them to the characters that name
+them (``characters/lorebooks.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from pathlib import Path
 
 from personae.characters.cards import CONTAINERS, decode_character
 from personae.characters.cards.limits import MAX_BYTES_BY_SUFFIX, MAX_YAML_BYTES
+from personae.characters.lorebooks import attach_lorebooks, load_lorebooks_dir
 from personae.core.characters import Character
+from personae.core.lorebook import Lorebook
 from personae.errors import CharacterDefinitionError
 
 CHARACTER_SUFFIXES = tuple(CONTAINERS)
@@ -21,6 +25,8 @@ class LoadReport:
     characters: list[Character] = field(default_factory=list)
     errors: list[CharacterDefinitionError] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)  # character id -> its file
+    lorebooks: dict[str, Lorebook] = field(default_factory=dict)  # standalone, by name
+    warnings: list[str] = field(default_factory=list)  # loaded, but not all as written
 
 
 def is_character_file(path: Path) -> bool:
@@ -52,8 +58,14 @@ def load_character_file(path: Path) -> Character:
     return read_character_file(path)[0]
 
 
-def load_characters_dir(folder: Path) -> LoadReport:
+def load_characters_dir(folder: Path, *, lorebooks: Path | None = None) -> LoadReport:
+    """Every character in ``folder``; with ``lorebooks``, the standalone books there too,
+    attached to the characters that name them."""
     report = LoadReport()
+    if lorebooks is not None:
+        books = load_lorebooks_dir(lorebooks)
+        report.lorebooks, report.warnings = books.books, books.warnings
+        report.errors.extend(books.errors)
     if not folder.is_dir():
         report.errors.append(
             CharacterDefinitionError("the characters folder does not exist", source=str(folder))
@@ -74,6 +86,11 @@ def load_characters_dir(folder: Path) -> LoadReport:
                 )
             )
             continue
+        if character.book is not None:
+            report.warnings.extend(f"{path}: character_book.{w}" for w in character.book.warnings)
+        if lorebooks is not None:
+            character, missing = attach_lorebooks(character, report.lorebooks)
+            report.warnings.extend(missing)
         report.files[character.id] = path
         report.characters.append(character)
     return report

@@ -5,6 +5,7 @@ The fields follow the cards' semantics (see docs/characters.md for the mapping t
 ``creator_notes``, ``tags``, ``creator`` and ``version`` are for people and never reach a
 prompt. What a card carries beyond these fields (unknown ``extensions`` keys, the lorebook,
 unknown ``data`` keys) is kept as plain JSON data, so an imported card exports without loss.
+The lorebook is also parsed (``book``); the loader attaches the books ``lorebooks``/``world`` name.
 Parsing card bytes lives in ``personae.characters.cards``; this module parses YAML text.
 """
 
@@ -12,20 +13,33 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import cached_property
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from personae.core.lorebook import Lorebook, parse_book
 from personae.core.types import Role, SamplingOverrides
 from personae.errors import CharacterDefinitionError
 
 CHARACTER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+BookName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 _START = re.compile(r"<START>", re.IGNORECASE)
 
 SourceFormat = Literal["yaml", "v1", "v2", "v3"]  # the definition's spec
 Container = Literal["yaml", "json", "png", "charx"]  # the file it came in
-SET_BY_READER = ("source_format", "source_container")  # never written in a file
+# Never written in a file: where it came from, and the standalone lorebooks the loader attached.
+SET_BY_READER = ("source_format", "source_container", "attached_lorebooks")
 
 
 class GenerationOverrides(BaseModel):
@@ -86,39 +100,6 @@ class DepthPrompt:
     role: Role = Role.SYSTEM
 
 
-class _BookEntryShape(BaseModel):
-    # Checked, not kept: the book stays raw JSON until the lorebook engine owns it.
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    keys: list[str]
-    content: str
-    extensions: dict[str, Any] = {}
-    enabled: bool = True
-    insertion_order: int | float = 0
-    case_sensitive: bool | None = None
-    use_regex: bool = False
-    constant: bool | None = None
-    name: str | None = None
-    priority: int | float | None = None
-    id: int | str | None = None
-    comment: str | None = None
-    selective: bool | None = None
-    secondary_keys: list[str] | None = None
-    position: str | int | None = None
-
-
-class _BookShape(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    name: str | None = None
-    description: str | None = None
-    scan_depth: int | None = None
-    token_budget: int | None = None
-    recursive_scanning: bool | None = None
-    extensions: dict[str, Any] = {}
-    entries: list[_BookEntryShape]
-
-
 class Character(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -143,13 +124,18 @@ class Character(BaseModel):
     creation_date: int | float | None = None  # unix seconds
     modification_date: int | float | None = None
     assets: tuple[Asset, ...] | None = None  # None: the spec's default (the card's own image)
-    character_book: dict[str, Any] | None = None  # validated, kept raw for the lorebook engine
+    character_book: dict[str, Any] | None = None  # validated, kept raw; parsed: ``book``
+    lorebooks: tuple[BookName, ...] = ()  # standalone books to attach (cards use ``world``)
     extensions: dict[str, Any] = Field(default_factory=dict)
     model: str | None = None  # a backend name hint for routing
     generation: GenerationOverrides = GenerationOverrides()
     card_extras: CardExtras = CardExtras()
     source_format: SourceFormat = "yaml"
     source_container: Container = "yaml"
+    # Parsed standalone books (``lorebooks`` + ``world``), set by the loader: see with_lorebooks.
+    attached_lorebooks: SkipValidation[tuple[Lorebook, ...]] = Field(
+        default=(), exclude=True, repr=False
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -178,12 +164,10 @@ class Character(BaseModel):
 
     @field_validator("character_book")
     @classmethod
-    def _book_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _book_parses(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Here an error names the field; ``book`` parses again on first use (the field stays raw).
         if value is not None:
-            try:
-                _BookShape.model_validate(value)
-            except ValidationError as exc:
-                raise ValueError(describe(exc)) from None
+            parse_book(value)
         return value
 
     @model_validator(mode="after")
@@ -217,6 +201,29 @@ class Character(BaseModel):
         """The lorebook a SillyTavern card attaches by name (``extensions.world``)."""
         world = self.extensions.get("world")
         return world if isinstance(world, str) and world else None
+
+    @cached_property
+    def book(self) -> Lorebook | None:
+        """The card's own lorebook (``character_book``), parsed."""
+        return None if self.character_book is None else parse_book(self.character_book)
+
+    @property
+    def lorebook_names(self) -> tuple[str, ...]:
+        """The standalone books to attach: ``lorebooks``, then ``extensions.world``."""
+        return tuple(dict.fromkeys((*self.lorebooks, *filter(None, (self.world,)))))
+
+    @property
+    def books(self) -> tuple[Lorebook, ...]:
+        """Every book the prompt scans: the card's own, unless an attached book has its name
+        (SillyTavern exports a world both ways; the file is the live copy), then the attached."""
+        own, attached = self.book, self.attached_lorebooks
+        if own is None or (own.name and own.name in {b.name for b in attached}):
+            return attached
+        return (own, *attached)
+
+    def with_lorebooks(self, books: tuple[Lorebook, ...]) -> Character:
+        """This character with its standalone books attached (named as it names them)."""
+        return self.model_copy(update={"attached_lorebooks": books})
 
     @property
     def depth_prompt(self) -> DepthPrompt | None:

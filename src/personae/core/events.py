@@ -68,6 +68,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         "status": message.status.value,
         "created_at": message.created_at.isoformat(),
         "model": message.model,
+        "character_version": message.character_version,
     }
 
 

@@ -39,6 +39,7 @@ from personae.core.events import (
     expand,
     message_payload,
 )
+from personae.core.observe import TurnObserver
 from personae.core.ports import ConversationLock, ConversationStore, EventBus
 from personae.core.service import ChatService
 from personae.core.sessions import SessionRegistry
@@ -46,6 +47,8 @@ from personae.core.types import InboundMessage
 from personae.errors import Busy, ConversationNotFound, Overloaded, PersonaeError
 
 log = structlog.get_logger(__name__)
+
+_PAGE = 500  # stored event records read per query while replaying
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +108,14 @@ class ConversationHub:
         admission: Admission,
         sessions: SessionRegistry | None = None,
         reject_when_busy: bool = False,
+        observer: TurnObserver | None = None,
     ) -> None:
         self._service = service
         self._store = store
         self._bus = bus
         self._lock = lock  # the hub's own: held while a turn's events are numbered and stored
         self._admission = admission
+        self.observer = observer or TurnObserver()  # told of refused sends (the service: turns)
         self.sessions = sessions or SessionRegistry(idle_expiry_s=900.0)
         # A message for a conversation whose reply is still being generated waits its turn
         # (in arrival order), or with reject_when_busy is refused at once with ``Busy``.
@@ -124,6 +129,11 @@ class ConversationHub:
     @property
     def running_turns(self) -> int:
         return len(self._tasks)
+
+    @property
+    def queued_turns(self) -> int:
+        """Sends waiting for a free slot (admission control)."""
+        return self._admission.queued
 
     def start(self, *, sweep_interval_s: float) -> None:
         """Start expiring idle sessions every ``sweep_interval_s``."""
@@ -139,12 +149,18 @@ class ConversationHub:
         """Start a turn; returns once its user message is stored (or was, for a retried key).
         Raises before anything is stored: ``Overloaded``, ``CharacterNotFound``, ..."""
         if not self._accepting:
+            self.observer.request_rejected("shutting_down")
             raise Overloaded("the server is shutting down", retry_after=5.0)
         self._service.validate(inbound)
         key = (inbound.user, inbound.character_id)
         if self._reject_when_busy and self._busy.get(key):
+            self.observer.request_rejected("busy")
             raise Busy("a reply is being generated in this conversation; try again after it")
-        await self._admission.acquire()
+        try:
+            await self._admission.acquire()
+        except Overloaded:
+            self.observer.request_rejected("overloaded")
+            raise
         accepted: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(
             self._run(dataclasses.replace(inbound, durable_ack=True), accepted)
@@ -185,24 +201,23 @@ class ConversationHub:
     ) -> AsyncIterator[ConversationEvent]:
         # The running turn's buffer is read before the store: whatever it held that is stored
         # by the time the store is read shows up there, and whatever comes later arrives live.
+        # Stored events come first (they are older), page by page; "> last" drops repeats.
         running = self._live.get(conversation_id)
         buffered = list(running.events) if running else []
-        missed: dict[int, ConversationEvent] = {}
-        while True:
-            records = await self._store.list_events(conversation_id, after_seq=after_seq)
-            for record in records:
-                for event in expand(conversation_id, record):
-                    missed[event.seq] = event
-            if len(records) < 1000:
-                break
-            after_seq = records[-1].last_seq
-        for event in buffered:
-            missed.setdefault(event.seq, event)
         last = after_seq
-        for seq in sorted(missed):
-            if seq > last:
-                yield missed[seq]
-                last = seq
+        while True:
+            page = await self._store.list_events(conversation_id, after_seq=last, limit=_PAGE)
+            for record in page:
+                for event in expand(conversation_id, record):
+                    if event.seq > last:
+                        yield event
+                        last = event.seq
+            if len(page) < _PAGE:
+                break
+        for event in buffered:
+            if event.seq > last:
+                yield event
+                last = event.seq
         async for event in live:
             if event.seq > last:
                 yield event

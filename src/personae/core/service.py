@@ -17,9 +17,12 @@ from collections.abc import AsyncGenerator, Awaitable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
+import structlog
+
 from personae.core.catalog import CharacterCatalog
 from personae.core.characters import Character
 from personae.core.events import MessageAck, MessageDelta, MessageDone, TurnEvent
+from personae.core.observe import TurnObserver, TurnTally
 from personae.core.ports import ChatModel, ConversationLock, ConversationStore
 from personae.core.prompt import AssembledPrompt, PromptBudget, assemble_prompt, greeting_text
 from personae.core.routing import ModelRoutes
@@ -35,6 +38,8 @@ from personae.core.types import (
 )
 from personae.errors import BackendError, BackendProtocolError, InvalidInput, PayloadTooLarge
 
+log = structlog.get_logger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class TurnSettings:
@@ -43,6 +48,7 @@ class TurnSettings:
     context_tokens: int = 2048  # used when the backend does not know its context window
     generation: GenerationParams = field(default_factory=GenerationParams)
     user_name: str = "User"
+    log_content: bool = False  # log the message and reply texts (at debug level)
 
 
 class ChatService:
@@ -54,12 +60,14 @@ class ChatService:
         routes: ModelRoutes,
         lock: ConversationLock,
         settings: TurnSettings,
+        observer: TurnObserver | None = None,
     ) -> None:
         self._catalog = catalog
         self._store = store
         self._routes = routes
         self._lock = lock
         self._settings = settings
+        self._observer = observer or TurnObserver()
         self._finishing: set[asyncio.Future[object]] = set()
 
     def validate(self, inbound: InboundMessage) -> Character:
@@ -76,9 +84,42 @@ class ChatService:
         return character
 
     async def turn(self, inbound: InboundMessage) -> AsyncGenerator[TurnEvent, None]:
-        """Run one turn, yielding its events. Consume it with ``contextlib.aclosing``."""
+        """Run one turn, yielding its events. Consume it with ``contextlib.aclosing``.
+
+        The turn is reported to the observer once it ends, however it ends, and the caller's
+        log context gets ``user``, ``character`` and (once known) ``conversation``."""
         character = self.validate(inbound)
         model = self._routes.for_character(character)
+        structlog.contextvars.bind_contextvars(user=inbound.user, character=character.id)
+        tally = TurnTally()
+        try:
+            async with aclosing(self._turn(inbound, character, model)) as events:
+                async for event in events:
+                    tally.saw(event)
+                    if isinstance(event, MessageAck):
+                        structlog.contextvars.bind_contextvars(conversation=event.conversation.id)
+                    yield event
+        except BaseException as exc:
+            tally.ended_by(exc)
+            raise
+        finally:
+            self._report(inbound, character, model, tally)
+
+    def _report(
+        self, inbound: InboundMessage, character: Character, model: ChatModel, tally: TurnTally
+    ) -> None:
+        if tally.duplicate:
+            return
+        try:
+            tally.report(self._observer, character=character.id, backend=model.name)
+        except Exception:  # a metrics bug must not end the turn
+            log.exception("turn observer failed")
+        if self._settings.log_content:
+            log.debug("turn content", text=inbound.text, reply=tally.reply_text)
+
+    async def _turn(
+        self, inbound: InboundMessage, character: Character, model: ChatModel
+    ) -> AsyncGenerator[TurnEvent, None]:
         params = self._params(character, inbound)
         user_name = self._settings.user_name
         greeting = greeting_text(character, user_name=user_name)
@@ -96,6 +137,8 @@ class ChatService:
             if opened.duplicate:
                 return
             try:
+                if self._catalog.policy == "pin":  # characters_reload: pin
+                    character, params = await self._pinned(character, opened, inbound)
                 prompt = await self._assemble(character, model, opened, inbound.text, params)
             except BaseException:
                 if not inbound.durable_ack:
@@ -105,6 +148,19 @@ class ChatService:
             async with aclosing(generation) as events:
                 async for event in events:
                     yield event
+
+    async def _pinned(
+        self, character: Character, opened: OpenedTurn, inbound: InboundMessage
+    ) -> tuple[Character, GenerationParams]:
+        """The version that wrote the conversation's latest reply, while the catalog keeps
+        it, else the current one (the backend stays the one routed for the current one)."""
+        recent = await self._store.recent_messages(
+            opened.conversation.id, limit=self._settings.history_messages + 1
+        )
+        used = next((m.character_version for m in reversed(recent) if m.character_version), None)
+        if character.id in self._catalog:  # else it was removed just now: finish with this one
+            character = self._catalog.for_conversation(character.id, used)
+        return character, self._params(character, inbound)
 
     async def _assemble(
         self,
@@ -191,6 +247,7 @@ class ChatService:
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 latency_ms=latency_ms,
+                character_version=self._catalog.version_of(character),
             ),
         )
         yield MessageDone(

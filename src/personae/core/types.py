@@ -98,6 +98,7 @@ class NewMessage:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     latency_ms: float | None = None
+    character_version: str | None = None  # hash of the character version that wrote a reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,7 @@ class Message:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     latency_ms: float | None = None
+    character_version: str | None = None  # hash of the character version that wrote a reply
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ class OpenAICompatChatModel(ChatModel):
         # A read timeout, so it bounds the wait for the first token and every gap after it.
         self._timeout = openai.Timeout(timeout_s, connect=connect_timeout_s)
         self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
         self._context_window = context_window
         self._client: openai.AsyncOpenAI | None = None
 
@@ -173,8 +174,12 @@ class OpenAICompatChatModel(ChatModel):
     def _map_error(self, exc: openai.OpenAIError, *, midway: bool = False) -> BackendError:
         # APITimeoutError subclasses APIConnectionError, so it is checked first.
         if isinstance(exc, openai.APITimeoutError):
-            waited = "the next token" if midway else "an answer"
-            return BackendTimeout(f"waited {self._timeout_s} s for {waited}", backend=self.name)
+            if "Connect" in type(exc.__cause__).__name__:  # the transport's ConnectTimeout
+                message = f"could not connect within {self._connect_timeout_s} s"
+            else:
+                waited = "the next token" if midway else "an answer"
+                message = f"waited {self._timeout_s} s for {waited}"
+            return BackendTimeout(message, backend=self.name)
         if isinstance(exc, openai.APIConnectionError):
             cause = f": {exc.__cause__}" if exc.__cause__ else ""
             if midway:

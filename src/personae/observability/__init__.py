@@ -1,1 +1,2 @@
-"""Logs today; metrics, traces and audit come with the operations issue."""
+"""Metrics (Prometheus) and logs (structlog) today; traces and audit come later. See
+docs/operations.md."""

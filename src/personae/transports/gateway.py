@@ -16,6 +16,7 @@ from personae.errors import PersonaeError
 from personae.transports.ws_connection import WsLimits
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
+MetricsExposition = Callable[[], Awaitable[tuple[bytes, str]]]  # /metrics body, content type
 
 
 class NotReady(PersonaeError):
@@ -33,6 +34,7 @@ class Gateway:
     hub: ConversationHub | None = None
     ws_limits: WsLimits = field(default_factory=WsLimits)
     connections: set[Any] = field(default_factory=set)  # open WebSocket connections
+    metrics: MetricsExposition | None = None  # None: /metrics is off
 
 
 def gateway(request: Request) -> Gateway:

@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
 
 import personae
 from personae.transports import health, openai_api, rest, websocket
 from personae.transports.body_limit import BodyLimitMiddleware
 from personae.transports.errors import install_error_handlers
+from personae.transports.gateway import Gateway
+from personae.transports.request_context import RequestContextMiddleware
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -25,8 +28,23 @@ def create_http_app(*, lifespan: Lifespan, max_body_bytes: int) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)  # outermost of ours: every line has a trace_id
     app.include_router(health.router)
     app.include_router(openai_api.router)
     app.include_router(rest.router)
     app.include_router(websocket.router)
+    app.add_api_route(
+        "/metrics", metrics, methods=["GET"], tags=["health"], response_class=PlainTextResponse
+    )
     return app
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (text exposition format); 404 when turned off."""
+    gw = getattr(request.app.state, "gateway", None)
+    if not isinstance(gw, Gateway):
+        return Response("the server is starting\n", status_code=503, media_type="text/plain")
+    if gw.metrics is None:
+        return Response("metrics are turned off\n", status_code=404, media_type="text/plain")
+    body, content_type = await gw.metrics()
+    return Response(body, media_type=content_type)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from personae.core.characters import Character
+from personae.core.catalog import CharacterCatalog, CharacterVersion
 from personae.core.types import Conversation, Message, Principal
 from personae.errors import ConversationNotFound
 from personae.transports.auth import end_user, principal
@@ -23,10 +23,16 @@ class CharacterOut(BaseModel):
     description: str
     tags: list[str]
     greetings: list[str]
-    version: str
+    version: str  # the author's version label (a card's character_version)
+    version_hash: str  # sha256 of the file the serving version was read from
+    # "error": the file changed and did not load; the version above keeps serving.
+    load_status: Literal["ok", "error"]
+    errors: list[str]
 
     @classmethod
-    def of(cls, c: Character) -> CharacterOut:
+    def of(cls, v: CharacterVersion, catalog: CharacterCatalog) -> CharacterOut:
+        c = v.character
+        errors = catalog.errors(c.id)
         return cls(
             id=c.id,
             name=c.name,
@@ -34,7 +40,21 @@ class CharacterOut(BaseModel):
             tags=list(c.tags),
             greetings=list(c.greetings),
             version=c.version,
+            version_hash=v.hash,
+            load_status="error" if errors else "ok",
+            errors=list(errors),
         )
+
+
+class CharacterVersionOut(BaseModel):
+    hash: str
+    version: str
+    name: str
+    current: bool
+
+    @classmethod
+    def of(cls, v: CharacterVersion, *, current: bool) -> CharacterVersionOut:
+        return cls(hash=v.hash, version=v.character.version, name=v.character.name, current=current)
 
 
 class ConversationOut(BaseModel):
@@ -66,6 +86,7 @@ class MessageOut(BaseModel):
     prompt_tokens: int | None
     completion_tokens: int | None
     latency_ms: float | None
+    character_version: str | None  # the character version that wrote a reply
 
     @classmethod
     def of(cls, m: Message) -> MessageOut:
@@ -80,6 +101,7 @@ class MessageOut(BaseModel):
             prompt_tokens=m.prompt_tokens,
             completion_tokens=m.completion_tokens,
             latency_ms=m.latency_ms,
+            character_version=m.character_version,
         )
 
 
@@ -90,12 +112,21 @@ UserParam = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 @router.get("/characters")
 async def list_characters(gw: Gw, _: Caller) -> list[CharacterOut]:
-    return [CharacterOut.of(c) for c in gw.catalog.all()]
+    return [CharacterOut.of(v, gw.catalog) for v in gw.catalog.all_versions()]
 
 
 @router.get("/characters/{character_id}")
 async def get_character(character_id: str, gw: Gw, _: Caller) -> CharacterOut:
-    return CharacterOut.of(gw.catalog.get(character_id))
+    return CharacterOut.of(gw.catalog.get_version(character_id), gw.catalog)
+
+
+@router.get("/characters/{character_id}/versions")
+async def list_character_versions(
+    character_id: str, gw: Gw, _: Caller
+) -> list[CharacterVersionOut]:
+    """The versions kept in memory, newest (the one serving) first."""
+    versions = gw.catalog.versions(character_id)
+    return [CharacterVersionOut.of(v, current=i == 0) for i, v in enumerate(versions)]
 
 
 @router.get("/conversations")

@@ -24,6 +24,7 @@ from personae.core.ports import Authenticator
 from personae.core.types import InboundMessage
 from personae.errors import IllegalTransition, PersonaeError
 from personae.transports import ws_frames as frames
+from personae.transports.request_context import new_trace_id
 from personae.transports.ws_outbox import Outbox, OutboxFull
 
 log = structlog.get_logger(__name__)
@@ -196,6 +197,8 @@ class Connection:
             await self._send_now(frames.error_frame(request.id, exc.code, exc.message))
             raise CloseConnection(1008, "not authenticated") from None
         self.user = params.user or principal.subject
+        # The connection's own log context; the tasks it starts from now on inherit it.
+        structlog.contextvars.bind_contextvars(user=self.user)
         self._move(ConnectionState.ACTIVE)
         return request.id, params
 
@@ -245,10 +248,12 @@ class Connection:
                 self._refused_in_a_row += 1
                 if self._refused_in_a_row > self.limits.request_burst:
                     raise CloseConnection(1008, "too many requests")
+                self.hub.observer.request_rejected("rate_limited")
                 self._answer_refusal(text, "rate_limited", "slow down", retry_after=wait)
                 continue
             self._refused_in_a_row = 0
             if self._pending >= self.limits.max_pending_requests:
+                self.hub.observer.request_rejected("too_many_pending")
                 self._answer_refusal(text, "too_many_pending", "wait for answers", retry_after=1)
                 continue
             try:
@@ -283,6 +288,9 @@ class Connection:
         handler = handlers.get(method)
 
         async def answer() -> None:
+            # Its own task, so its own log context: every request gets a trace id, which
+            # the turn it starts inherits.
+            structlog.contextvars.bind_contextvars(trace_id=new_trace_id())
             self._pending += 1
             try:
                 if handler is None:  # only "connect" is known and unhandled here
@@ -396,17 +404,21 @@ class Connection:
             raise CloseConnection(1013, "slow consumer: too many frames waiting") from None
 
     async def _write(self) -> None:
-        last_delta = 0.0
+        window_ends = 0.0
         while True:
             frame = await self.outbox.get()
             if frame.get("event") == "message.delta":
                 # At most one delta frame per coalescing window: wait out the window, then
-                # send everything that queued up behind this frame as one.
-                wait = last_delta + self.limits.coalesce_s - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                # send everything that queued up for this conversation as one frame. The next
+                # window starts where this one ended, not when the sleep happened to wake up,
+                # so late wake-ups do not push every later delta back.
+                now = time.monotonic()
+                if now < window_ends:
+                    await asyncio.sleep(window_ends - now)
+                    window_ends += self.limits.coalesce_s
+                else:
+                    window_ends = now + self.limits.coalesce_s
                 frame = self.outbox.take_deltas_after(frame)
-                last_delta = time.monotonic()
             await self._send_now(frame)
 
     async def _send_now(self, frame: dict[str, Any]) -> None:

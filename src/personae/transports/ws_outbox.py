@@ -34,24 +34,29 @@ class Outbox:
         return self._frames.popleft()
 
     def take_deltas_after(self, frame: dict[str, Any]) -> dict[str, Any]:
-        """Merge the deltas queued right behind ``frame`` (same conversation, consecutive seqs)
-        into it. The merged frame covers ``first_seq..seq``."""
-        merged = frame
-        while self._frames:
-            following = self._frames[0]
-            if not (
-                following.get("event") == "message.delta"
-                and following.get("conversation") == merged["conversation"]
-                and following.get("seq") == merged["seq"] + 1
-            ):
-                break
-            self._frames.popleft()
-            payload = dict(merged["payload"])
-            payload["text"] += following["payload"]["text"]
-            merged = {
-                **merged,
-                "seq": following["seq"],
-                "first_seq": merged.get("first_seq", merged["seq"]),
-                "payload": payload,
-            }
-        return merged
+        """Merge into ``frame`` the queued deltas that continue it (same conversation, next
+        seqs), wherever they wait in the queue: frames of other conversations may sit between
+        them. The merged frame covers ``first_seq..seq``; every other frame keeps its order."""
+        conversation = frame["conversation"]
+        texts = [frame["payload"]["text"]]
+        last = frame["seq"]
+        kept: deque[dict[str, Any]] = deque()
+        scanning = True
+        for queued in self._frames:
+            if scanning and queued.get("conversation") == conversation:
+                if queued.get("event") == "message.delta" and queued.get("seq") == last + 1:
+                    texts.append(queued["payload"]["text"])
+                    last = queued["seq"]
+                    continue
+                scanning = False  # anything else of this conversation must stay behind
+            kept.append(queued)
+        if last == frame["seq"]:
+            return frame
+        self._frames = kept
+        payload = {**frame["payload"], "text": "".join(texts)}
+        return {
+            **frame,
+            "seq": last,
+            "first_seq": frame.get("first_seq", frame["seq"]),
+            "payload": payload,
+        }

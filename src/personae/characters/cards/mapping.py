@@ -43,7 +43,7 @@ V3_ONLY_FIELDS = (
 )
 SPECS: dict[str, CardSpec] = {"chara_card_v2": "v2", "chara_card_v3": "v3"}
 SPEC_NAMES = {"v2": ("chara_card_v2", "2.0"), "v3": ("chara_card_v3", "3.0")}
-PERSONAE_KEY = "personae"  # our namespace in ``extensions``: id, model, generation
+PERSONAE_KEY = "personae"  # our namespace in ``extensions``: id, model, generation, lorebooks
 
 
 class _CardData(BaseModel):
@@ -124,7 +124,7 @@ def _to_character(
         )
     except ValidationError as exc:
         _fail(source, describe(exc, prefix))
-    character_id, model, generation = _personae(d.extensions, d.name, source)
+    character_id, model, generation, lorebooks = _personae(d.extensions, d.name, source)
     blocks = split_examples(d.mes_example)
     greetings = (
         [d.first_mes, *d.alternate_greetings] if d.first_mes or d.alternate_greetings else []
@@ -151,6 +151,7 @@ def _to_character(
         "modification_date": d.modification_date,
         "assets": d.assets,
         "character_book": d.character_book,
+        "lorebooks": lorebooks,
         "extensions": d.extensions,
         "model": model,
         "generation": generation,
@@ -168,7 +169,7 @@ def _to_character(
 
 def _personae(
     extensions: dict[str, Any], name: str, source: str
-) -> tuple[str, str | None, GenerationOverrides]:
+) -> tuple[str, str | None, GenerationOverrides, list[str]]:
     ours = extensions.get(PERSONAE_KEY, {})
     if not isinstance(ours, dict):
         _fail(source, f"extensions.{PERSONAE_KEY}: expected an object")
@@ -182,7 +183,10 @@ def _personae(
         generation = GenerationOverrides.model_validate(ours.get("generation") or {})
     except ValidationError as exc:
         _fail(source, describe(exc, f"extensions.{PERSONAE_KEY}.generation."))
-    return character_id, model, generation
+    lorebooks = ours.get("lorebooks", [])
+    if not isinstance(lorebooks, list) or not all(isinstance(n, str) for n in lorebooks):
+        _fail(source, f"extensions.{PERSONAE_KEY}.lorebooks: expected a list of lorebook names")
+    return character_id, model, generation, lorebooks
 
 
 def character_to_card(character: Character, spec: CardSpec) -> dict[str, Any]:
@@ -261,6 +265,8 @@ def _extensions(c: Character) -> dict[str, Any]:
     generation = c.generation.model_dump(exclude_none=True)
     if generation:
         ours["generation"] = generation
+    if c.lorebooks:  # a native character's books; a card's own are already in ``ours``
+        ours["lorebooks"] = list(c.lorebooks)
     if ours:
         extensions[PERSONAE_KEY] = ours
     return extensions
