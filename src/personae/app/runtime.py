@@ -6,6 +6,8 @@ context; ``build_app`` puts the HTTP transport on top of it, with the runtime as
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from personae.settings import Settings
 from personae.storage.sqlite import SqliteConversationStore
 from personae.transports.gateway import Gateway
 from personae.transports.http import create_http_app
+from personae.transports.websocket import beat_forever
 from personae.transports.ws_connection import WsLimits
 
 log = structlog.get_logger(__name__)
@@ -194,10 +197,14 @@ def build_app(settings: Settings, *, backends: Mapping[str, ChatModel] | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, backends=backends) as runtime:
-            app.state.gateway = runtime.gateway()
+            app.state.gateway = gateway = runtime.gateway()
+            heartbeat = asyncio.create_task(beat_forever(gateway))
             try:
                 yield
             finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
                 del app.state.gateway
 
     return create_http_app(lifespan=lifespan, max_body_bytes=settings.limits.max_body_bytes)

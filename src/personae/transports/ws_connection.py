@@ -1,7 +1,8 @@
 """One WebSocket connection: handshake, requests, subscriptions, heartbeats, back-pressure.
 
 Tasks per connection, under one TaskGroup: the reader (this coroutine), a writer draining the
-outbox, a heartbeat, one task per request being handled and one per subscribed conversation.
+outbox, one task per request being handled and one per subscribed conversation. Heartbeats
+come from outside: the server's one heartbeat task calls ``beat`` on every connection.
 Any of them ends the connection by raising ``CloseConnection``.
 """
 
@@ -143,7 +144,6 @@ class Connection:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 group.create_task(self._write())
-                group.create_task(self._heartbeat())
                 hello = await self._hello(hello_id, params)
                 self.outbox.put(frames.result_frame(hello_id, hello))
                 await self._read()
@@ -223,11 +223,14 @@ class Connection:
     # --- reading ------------------------------------------------------------------------------
 
     async def _receive(self) -> str:
-        try:
-            async with asyncio.timeout(self.limits.idle_timeout_s):
-                message = await self.ws.receive()
-        except TimeoutError:
-            raise CloseConnection(1001, "no frame within the idle timeout") from None
+        if self.state is ConnectionState.CONNECTING:
+            try:
+                async with asyncio.timeout(self.limits.idle_timeout_s):
+                    message = await self.ws.receive()
+            except TimeoutError:
+                raise CloseConnection(1001, "no frame within the idle timeout") from None
+        else:  # silence after the handshake is the shared heartbeat's business (``beat``)
+            message = await self.ws.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         self._last_heard = time.monotonic()
@@ -428,14 +431,28 @@ class Connection:
         except TimeoutError:
             raise CloseConnection(1013, "slow consumer: a send did not complete") from None
 
-    async def _heartbeat(self) -> None:
-        interval = self.limits.heartbeat_interval_s
-        while True:
-            await asyncio.sleep(interval)
-            quiet = time.monotonic() - self._last_heard
-            if self.state is ConnectionState.ACTIVE and quiet >= interval:
+    def beat(self, now: float) -> None:
+        """Called by the server's one heartbeat task for every connection, every interval
+        (one task for all connections instead of one each): ping, mark quiet connections idle,
+        close silent ones."""
+        if self.state not in {ConnectionState.ACTIVE, ConnectionState.IDLE}:
+            return
+        quiet = now - self._last_heard
+        try:
+            if quiet >= self.limits.idle_timeout_s:
+                raise CloseConnection(1001, "no frame within the idle timeout")
+            if self.state is ConnectionState.ACTIVE and quiet >= self.limits.heartbeat_interval_s:
                 self._move(ConnectionState.IDLE)
             self._put(frames.event_frame("ping", {"ts": time.time()}))
+        except CloseConnection as close:
+            self._close_soon(close)
+
+    def _close_soon(self, close: CloseConnection) -> None:
+        async def end() -> None:
+            raise close
+
+        if self._group is not None:
+            self._group.create_task(end())
 
 
 _ANSWERED: dict[str, Any] = {}  # a handler that put its own answer in the outbox returns this
