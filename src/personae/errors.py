@@ -7,7 +7,8 @@ status codes (HTTP status, WebSocket error frames); nothing else knows about HTT
     PersonaeError
     ├── InvalidInput                 the request itself is wrong; do not retry it unchanged
     │   ├── PayloadTooLarge          over a configured size limit
-    │   └── ContextOverflow          the message cannot fit the model's context even alone
+    │   ├── ContextOverflow          the message cannot fit the model's context even alone
+    │   └── ContentBlocked           the message has a word on the moderation block list
     ├── NotAuthenticated             no or unknown credentials
     │   └── PermissionDenied         known caller, not allowed to do this
     ├── NotFound
@@ -58,6 +59,10 @@ class PayloadTooLarge(InvalidInput):
 
 class ContextOverflow(InvalidInput):
     code = "context_length_exceeded"
+
+
+class ContentBlocked(InvalidInput):
+    code = "content_blocked"
 
 
 class NotAuthenticated(PersonaeError):

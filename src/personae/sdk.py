@@ -12,6 +12,19 @@
     def register_chat_models(register):
         register("echo", lambda config: EchoModel())
 
+A skill is registered the same way (see docs/skills.md)::
+
+    class Shout(Skill):
+        name = "shout"
+        triggers = (SlashCommand("shout"),)
+
+        async def run(self, context, args):
+            return SkillResult(text=args["text"].upper())
+
+    @hookimpl
+    def register_skills(register):
+        register(Shout())
+
 Expose the module under the ``personae`` entry-point group and Personae loads it at start-up.
 """
 
@@ -26,6 +39,16 @@ from personae.core.ports import (
     MemoryStore,
     RateLimiter,
     Resource,
+)
+from personae.core.skills import (
+    Intent,
+    Keywords,
+    Pattern,
+    Skill,
+    SkillContext,
+    SkillResult,
+    SlashCommand,
+    Trigger,
 )
 from personae.core.types import (
     ChatMessage,
@@ -42,9 +65,10 @@ from personae.errors import (
     BackendTimeout,
     BackendUnavailable,
     ConfigurationError,
+    InvalidInput,
     PersonaeError,
 )
-from personae.plugins.specs import BackendConfig, RegisterChatModel, hookimpl
+from personae.plugins.specs import BackendConfig, RegisterChatModel, RegisterSkill, hookimpl
 
 __all__ = [
     "Authenticator",
@@ -64,13 +88,23 @@ __all__ = [
     "EventBus",
     "GenerationParams",
     "InboundMessage",
+    "Intent",
+    "InvalidInput",
+    "Keywords",
     "MemoryStore",
     "ModelChunk",
+    "Pattern",
     "PersonaeError",
     "RateLimiter",
     "RegisterChatModel",
+    "RegisterSkill",
     "Resource",
     "Role",
+    "Skill",
+    "SkillContext",
+    "SkillResult",
+    "SlashCommand",
+    "Trigger",
     "Usage",
     "hookimpl",
 ]

@@ -156,6 +156,34 @@ class LimitSettings(BaseModel):
     history_messages: int = Field(default=200, ge=0)
 
 
+class BlockedWordsSettings(BaseModel):
+    """Whole words or phrases, case-insensitive, per action (docs/operations.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    block: list[str] = Field(default_factory=list)  # the turn is refused (content_blocked)
+    mask: list[str] = Field(default_factory=list)  # replaced by asterisks, in and out
+    flag: list[str] = Field(default_factory=list)  # let through and logged
+
+
+class PiiSettings(BaseModel):
+    """PII redacted to reversible tokens before a prompt leaves for a networked backend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    patterns: dict[str, str] = Field(default_factory=dict)  # kind -> regular expression
+    exempt_local: bool = True  # the in-process model (llamacpp) sees the originals
+    store_originals: bool = True  # stored messages keep the originals (else their tokens)
+
+
+class ModerationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    blocked_words: BlockedWordsSettings = BlockedWordsSettings()
+    pii: PiiSettings = PiiSettings()
+
+
 class RealtimeSettings(BaseModel):
     """Admission control and the WebSocket protocol's timings (see docs/protocol.md)."""
 
@@ -213,6 +241,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     realtime: RealtimeSettings = RealtimeSettings()
     metrics: MetricsSettings = MetricsSettings()
+    moderation: ModerationSettings = ModerationSettings()
 
     @property
     def database_path(self) -> Path:

@@ -9,6 +9,7 @@ import pytest
 
 from personae.characters.cards import ExportFormat, decode_character, encode_character, slug
 from personae.core.characters import CHARACTER_ID
+from personae.errors import CharacterDefinitionError
 
 
 @pytest.mark.parametrize(
@@ -52,3 +53,22 @@ def test_export_writes_the_id_only_when_the_name_would_not_give_it() -> None:
     assert exported["data"]["extensions"]["personae"] == {"id": "greenhouse-wren"}
     again = decode_character(json.dumps(exported).encode(), suffix=".json", source="w")
     assert again.id == "greenhouse-wren"
+
+
+def test_a_cards_skills_round_trip_through_the_personae_extension() -> None:
+    character = decode_character(card(personae={"skills": ["dice"]}), suffix=".json", source="w")
+    assert character.skills == ("dice",)
+    exported = json.loads(encode_character(character, ExportFormat.V3))
+    assert exported["data"]["extensions"]["personae"] == {"skills": ["dice"]}
+    native = character.model_copy(update={"skills": ("time", "dice")})
+    exported = json.loads(encode_character(native, ExportFormat.V2))
+    assert exported["data"]["extensions"]["personae"]["skills"] == ["time", "dice"]
+    none = character.model_copy(update={"skills": ()})
+    assert (
+        "personae" not in json.loads(encode_character(none, ExportFormat.V2))["data"]["extensions"]
+    )
+
+
+def test_skills_that_are_not_names_are_refused() -> None:
+    with pytest.raises(CharacterDefinitionError, match=r"personae\.skills: expected a list"):
+        decode_character(card(personae={"skills": "dice"}), suffix=".json", source="w")

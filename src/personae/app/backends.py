@@ -8,6 +8,7 @@ from typing import Any
 
 from personae.core.ports import ChatModel
 from personae.core.routing import ModelRoutes, RouteRule
+from personae.core.skill_stage import SkillStage
 from personae.errors import ConfigurationError
 from personae.llm import plugin as llm_plugin
 from personae.llm.cache import ResponseCache
@@ -16,11 +17,12 @@ from personae.llm.llamacpp import LlamaCppChatModel
 from personae.llm.packaged import packaged_model_path
 from personae.llm.pool import BackendPool
 from personae.llm.retry import RetryPolicy
-from personae.plugins.manager import chat_model_factories, make_plugin_manager
+from personae.plugins.manager import chat_model_factories, make_plugin_manager, skill_registry
 from personae.plugins.specs import BackendConfig
 from personae.settings import BackendSettings, GuardSettings, Settings
+from personae.skills import plugin as skills_plugin
 
-BUILTIN_PLUGINS = (llm_plugin,)
+BUILTIN_PLUGINS = (llm_plugin, skills_plugin)
 
 
 def default_backend_name(settings: Settings) -> str:
@@ -107,6 +109,11 @@ async def build_backends(settings: Settings) -> dict[str, ChatModel]:
             )
         backends[config.name] = factories[config.kind](config)
     return backends
+
+
+def build_skills() -> SkillStage:
+    """Every skill the plugins register (built-ins and entry points); characters pick theirs."""
+    return SkillStage(skill_registry(make_plugin_manager(BUILTIN_PLUGINS)))
 
 
 def backend_limits(settings: Settings, name: str, model: ChatModel) -> BackendLimits:

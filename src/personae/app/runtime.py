@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
-from personae.app.backends import build_backends, build_routes
+from personae.app.backends import build_backends, build_routes, build_skills
 from personae.app.observability import build_observability, watch_live_state
 from personae.characters.lorebooks import lorebook_attacher
 from personae.characters.reload import CharacterFolder
@@ -25,11 +26,15 @@ from personae.coordination.local import LocalConversationLock, LocalEventBus
 from personae.core.admission import Admission
 from personae.core.catalog import CharacterCatalog
 from personae.core.hub import ConversationHub
+from personae.core.moderation import WordFilter
+from personae.core.pii import Redactor
 from personae.core.ports import ChatModel, ConversationStore
 from personae.core.routing import ModelRoutes
+from personae.core.safety import ContentPolicy
 from personae.core.service import ChatService, TurnSettings
 from personae.core.sessions import SessionRegistry
 from personae.core.types import GenerationParams
+from personae.errors import ConfigurationError
 from personae.llm.pool import BackendPool
 from personae.observability.metrics import Metrics
 from personae.security.auth import StaticKeyAuthenticator
@@ -138,6 +143,8 @@ async def open_runtime(
             lock=LocalConversationLock(),
             settings=turn_settings(settings),
             observer=obs.observer,
+            skills=build_skills(),
+            content=content_policy(settings),
         )
         # Runs before the store closes (exit order is reversed): late partial-reply writes
         # of cancelled turns land first.
@@ -181,6 +188,22 @@ async def open_runtime(
             metrics=obs.metrics,
             connections=obs.connections,
         )
+
+
+def content_policy(settings: Settings) -> ContentPolicy:
+    """Blocked words and PII redaction from ``moderation:`` (docs/operations.md)."""
+    moderation = settings.moderation
+    pii = moderation.pii
+    try:
+        redactor = Redactor(pii.patterns) if pii.enabled else None
+    except re.error as exc:
+        raise ConfigurationError(f"moderation.pii.patterns: invalid pattern: {exc}") from exc
+    return ContentPolicy(
+        WordFilter(moderation.blocked_words.model_dump()),
+        redactor,
+        exempt_local=pii.exempt_local,
+        store_originals=pii.store_originals,
+    )
 
 
 def ws_limits(settings: Settings) -> WsLimits:

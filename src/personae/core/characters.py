@@ -128,6 +128,7 @@ class Character(BaseModel):
     lorebooks: tuple[BookName, ...] = ()  # standalone books to attach (cards use ``world``)
     extensions: dict[str, Any] = Field(default_factory=dict)
     model: str | None = None  # a backend name hint for routing
+    skills: tuple[str, ...] = ()  # the skills it may use, by name, in trigger order
     generation: GenerationOverrides = GenerationOverrides()
     card_extras: CardExtras = CardExtras()
     source_format: SourceFormat = "yaml"

@@ -57,6 +57,8 @@ class ChatModel(Resource, abc.ABC):
 
     #: Names the backend in errors, metrics and stored messages.
     name: str = "model"
+    #: Reached over the network (any HTTP backend, loopback included): prompts are PII-redacted.
+    remote: bool = True
 
     @abc.abstractmethod
     def stream(self, request: ChatRequest) -> AsyncGenerator[ModelChunk, None]:

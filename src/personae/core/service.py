@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -26,6 +26,9 @@ from personae.core.observe import TurnObserver, TurnTally
 from personae.core.ports import ChatModel, ConversationLock, ConversationStore
 from personae.core.prompt import AssembledPrompt, PromptBudget, assemble_prompt, greeting_text
 from personae.core.routing import ModelRoutes
+from personae.core.safety import ContentPolicy, TurnGuard
+from personae.core.skill_stage import SkillStage, skill_reply, with_note
+from personae.core.skills import SkillContext
 from personae.core.types import (
     ChatRequest,
     GenerationParams,
@@ -61,6 +64,8 @@ class ChatService:
         lock: ConversationLock,
         settings: TurnSettings,
         observer: TurnObserver | None = None,
+        skills: SkillStage | None = None,
+        content: ContentPolicy | None = None,
     ) -> None:
         self._catalog = catalog
         self._store = store
@@ -68,6 +73,8 @@ class ChatService:
         self._lock = lock
         self._settings = settings
         self._observer = observer or TurnObserver()
+        self._skills = skills or SkillStage({})
+        self._content = content or ContentPolicy()  # moderation + PII (core/safety.py)
         self._finishing: set[asyncio.Future[object]] = set()
 
     def validate(self, inbound: InboundMessage) -> Character:
@@ -81,6 +88,7 @@ class ChatService:
                 f"{self._settings.max_message_chars}",
                 limit=self._settings.max_message_chars,
             )
+        self._content.screen(inbound.text)  # raises ContentBlocked
         return character
 
     async def turn(self, inbound: InboundMessage) -> AsyncGenerator[TurnEvent, None]:
@@ -90,10 +98,15 @@ class ChatService:
         log context gets ``user``, ``character`` and (once known) ``conversation``."""
         character = self.validate(inbound)
         model = self._routes.for_character(character)
+        verdict = self._content.screen(inbound.text)
+        if verdict.hits:
+            log.info("moderation", stage="input", words=[h.word for h in verdict.hits])
+            inbound = replace(inbound, text=verdict.text)  # masked
+        guard = self._content.for_turn(model)
         structlog.contextvars.bind_contextvars(user=inbound.user, character=character.id)
         tally = TurnTally()
         try:
-            async with aclosing(self._turn(inbound, character, model)) as events:
+            async with aclosing(self._turn(inbound, character, model, guard)) as events:
                 async for event in events:
                     tally.saw(event)
                     if isinstance(event, MessageAck):
@@ -118,7 +131,7 @@ class ChatService:
             log.debug("turn content", text=inbound.text, reply=tally.reply_text)
 
     async def _turn(
-        self, inbound: InboundMessage, character: Character, model: ChatModel
+        self, inbound: InboundMessage, character: Character, model: ChatModel, guard: TurnGuard
     ) -> AsyncGenerator[TurnEvent, None]:
         params = self._params(character, inbound)
         user_name = self._settings.user_name
@@ -127,7 +140,7 @@ class ChatService:
             opened = await self._store.open_turn(
                 external_user_id=inbound.user,
                 character_id=character.id,
-                text=inbound.text,
+                text=guard.stored(inbound.text),
                 conversation_id=inbound.conversation_id,
                 new_conversation=inbound.new_conversation,
                 idempotency_key=inbound.idempotency_key,
@@ -139,12 +152,23 @@ class ChatService:
             try:
                 if self._catalog.policy == "pin":  # characters_reload: pin
                     character, params = await self._pinned(character, opened, inbound)
-                prompt = await self._assemble(character, model, opened, inbound.text, params)
+                outcome = await self._skills.step(character, SkillContext.of(inbound, opened))
+                if outcome.reply is None:
+                    prompt = await self._assemble(character, model, opened, inbound.text, params)
+                    prompt = with_note(prompt, outcome.note, model.count_tokens)
             except BaseException:
                 if not inbound.durable_ack:
                     await self._store.discard_turn(opened)
                 raise
-            generation = self._generate(character, model, opened, prompt, params, inbound)
+            if outcome.reply is not None:  # a slash command: the skill answers, not the model
+                version = self._catalog.version_of(character)
+                generation = skill_reply(
+                    self._store, opened, outcome, version=version, count_tokens=model.count_tokens
+                )
+            else:
+                generation = self._generate(
+                    character, model, opened, prompt, params, inbound, guard
+                )
             async with aclosing(generation) as events:
                 async for event in events:
                     yield event
@@ -201,10 +225,11 @@ class ChatService:
         prompt: AssembledPrompt,
         params: GenerationParams,
         inbound: InboundMessage,
+        guard: TurnGuard,
     ) -> AsyncGenerator[TurnEvent, None]:
         conversation_id = opened.conversation.id
         request = ChatRequest(
-            messages=prompt.messages,
+            messages=guard.outbound(prompt.messages),  # PII as tokens for remote backends
             params=params,
             assistant_name=character.name,
             user_name=self._settings.user_name,
@@ -220,19 +245,27 @@ class ChatService:
                     if chunk.text:
                         if first_token_at is None:
                             first_token_at = time.perf_counter()
-                        parts.append(chunk.text)
-                        yield MessageDelta(conversation_id, chunk.text)
+                        if shown := guard.feed(chunk.text):  # PII restored, words masked
+                            parts.append(shown)
+                            yield MessageDelta(conversation_id, shown)
                     if chunk.usage is not None:
                         usage = chunk.usage
                     if chunk.finish_reason is not None:
                         finish_reason = chunk.finish_reason
+            if shown := guard.flush():
+                parts.append(shown)
+                yield MessageDelta(conversation_id, shown)
+            if guard.output_hits:
+                log.info("moderation", stage="output", words=[h.word for h in guard.output_hits])
             text = "".join(parts).strip()
             if not text:
                 raise BackendProtocolError("the model returned an empty reply", backend=model.name)
         except BackendError:
+            parts.append(guard.flush())
             await self._settle(model, opened, inbound, parts, started, MessageStatus.INCOMPLETE)
             raise
         except (asyncio.CancelledError, GeneratorExit):
+            parts.append(guard.flush())
             await self._settle(model, opened, inbound, parts, started, MessageStatus.CANCELLED)
             raise
 
@@ -242,7 +275,7 @@ class ChatService:
             conversation_id,
             NewMessage(
                 role=Role.ASSISTANT,
-                content=text,
+                content=guard.stored(text),
                 model=model.name,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,

@@ -43,6 +43,8 @@ class _Progress:
 
 
 class LlamaCppChatModel(ChatModel):
+    remote = False  # in-process: exempt from PII redaction by default
+
     def __init__(
         self,
         *,

@@ -75,6 +75,8 @@ class RoutedChatModel(ChatModel):
         if not chain:
             raise ConfigurationError("a chain needs at least one backend")
         self.chain = tuple(chain)
+        # PII is redacted if any backend of the chain may be reached over the network.
+        self.remote = any(backend.model.remote for backend in self.chain)
         # Stored replies name their model; a lone backend keeps its own name.
         self.name = name or ">".join(backend.name for backend in self.chain)
         self.retry = retry or RetryPolicy()

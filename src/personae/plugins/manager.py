@@ -7,6 +7,7 @@ from types import ModuleType
 
 import pluggy
 
+from personae.core.skills import Skill, check_name
 from personae.errors import ConfigurationError
 from personae.plugins.specs import PROJECT, ChatModelFactory, PersonaeSpecs
 
@@ -36,3 +37,22 @@ def chat_model_factories(manager: pluggy.PluginManager) -> dict[str, ChatModelFa
 
     manager.hook.register_chat_models(register=register)
     return factories
+
+
+def skill_registry(manager: pluggy.PluginManager) -> dict[str, Skill]:
+    """Every registered skill by name. A name registered twice is a configuration error, as a
+    chat-model kind is."""
+    skills: dict[str, Skill] = {}
+
+    def register(skill: Skill) -> None:
+        raw = getattr(skill, "name", None)
+        try:
+            name = check_name(raw if isinstance(raw, str) else "")
+        except ValueError as exc:
+            raise ConfigurationError(f"a skill has a bad name: {exc}", skill=repr(skill)) from exc
+        if name in skills:
+            raise ConfigurationError(f"skill {name!r} is registered twice", skill=name)
+        skills[name] = skill
+
+    manager.hook.register_skills(register=register)
+    return skills

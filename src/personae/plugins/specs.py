@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import pluggy
 
 from personae.core.ports import ChatModel
+from personae.core.skills import Skill
 
 PROJECT = "personae"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -45,7 +46,16 @@ class RegisterChatModel(Protocol):
     def __call__(self, kind: str, factory: ChatModelFactory) -> None: ...
 
 
+class RegisterSkill(Protocol):
+    def __call__(self, skill: Skill) -> None: ...
+
+
 class PersonaeSpecs:
     @hookspec
     def register_chat_models(self, register: RegisterChatModel) -> None:
         """Register factories for kinds of chat-model backend: ``register("openai", make)``."""
+
+    @hookspec
+    def register_skills(self, register: RegisterSkill) -> None:
+        """Register skills (``personae.sdk.Skill`` instances): ``register(DiceSkill())``. A
+        character uses the ones its ``skills:`` list names."""

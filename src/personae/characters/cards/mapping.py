@@ -152,6 +152,7 @@ def _to_character(
         "assets": d.assets,
         "character_book": d.character_book,
         "lorebooks": lorebooks,
+        "skills": _skill_names(d.extensions, source),
         "extensions": d.extensions,
         "model": model,
         "generation": generation,
@@ -187,6 +188,13 @@ def _personae(
     if not isinstance(lorebooks, list) or not all(isinstance(n, str) for n in lorebooks):
         _fail(source, f"extensions.{PERSONAE_KEY}.lorebooks: expected a list of lorebook names")
     return character_id, model, generation, lorebooks
+
+
+def _skill_names(extensions: dict[str, Any], source: str) -> list[str]:
+    skills = extensions.get(PERSONAE_KEY, {}).get("skills", [])
+    if not isinstance(skills, list) or not all(isinstance(n, str) for n in skills):
+        _fail(source, f"extensions.{PERSONAE_KEY}.skills: expected a list of skill names")
+    return skills
 
 
 def character_to_card(character: Character, spec: CardSpec) -> dict[str, Any]:
@@ -265,10 +273,15 @@ def _extensions(c: Character) -> dict[str, Any]:
     generation = c.generation.model_dump(exclude_none=True)
     if generation:
         ours["generation"] = generation
+    ours.pop("skills", None)  # the field is the truth, whatever the card said before
+    if c.skills:
+        ours["skills"] = list(c.skills)
     if c.lorebooks:  # a native character's books; a card's own are already in ``ours``
         ours["lorebooks"] = list(c.lorebooks)
     if ours:
         extensions[PERSONAE_KEY] = ours
+    elif extensions.get(PERSONAE_KEY):  # it held only what the fields no longer say
+        del extensions[PERSONAE_KEY]
     return extensions
 
 

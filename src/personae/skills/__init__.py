@@ -1,0 +1,1 @@
+"""Built-in skills (dice, time), registered through the ``register_skills`` hook."""
