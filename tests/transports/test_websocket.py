@@ -15,7 +15,8 @@ from websockets.exceptions import ConnectionClosed
 from personae.app import build_app
 from personae.errors import IllegalTransition
 from personae.testing import FakeChatModel
-from personae.transports.ws_connection import Connection, ConnectionState
+from personae.transports.ws_connection import Connection
+from personae.transports.ws_state import ConnectionState
 from tests.live_server import live_server
 from tests.transports.conftest import Server, make_settings
 from tests.transports.ws_client import WsClient, delta_text, seqs_covered

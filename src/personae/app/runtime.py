@@ -43,7 +43,7 @@ from personae.storage.sqlite import SqliteConversationStore
 from personae.transports.gateway import Gateway
 from personae.transports.http import create_http_app
 from personae.transports.websocket import beat_forever
-from personae.transports.ws_connection import WsLimits
+from personae.transports.ws_limits import WsLimits
 
 log = structlog.get_logger(__name__)
 

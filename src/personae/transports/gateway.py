@@ -13,7 +13,7 @@ from personae.core.hub import ConversationHub
 from personae.core.ports import Authenticator, ConversationStore
 from personae.core.service import ChatService
 from personae.errors import PersonaeError
-from personae.transports.ws_connection import WsLimits
+from personae.transports.ws_limits import WsLimits
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
 MetricsExposition = Callable[[], Awaitable[tuple[bytes, str]]]  # /metrics body, content type

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -26,74 +24,11 @@ from personae.core.types import InboundMessage
 from personae.errors import IllegalTransition, PersonaeError
 from personae.transports import ws_frames as frames
 from personae.transports.request_context import new_trace_id
+from personae.transports.ws_limits import Bucket, WsLimits
 from personae.transports.ws_outbox import Outbox, OutboxFull
+from personae.transports.ws_state import LEGAL_MOVES, CloseConnection, ConnectionState
 
 log = structlog.get_logger(__name__)
-
-
-class ConnectionState(enum.Enum):
-    CONNECTING = "connecting"  # accepted, waiting for the connect request
-    ACTIVE = "active"  # the client spoke within the last heartbeat interval
-    IDLE = "idle"  # quiet for a heartbeat interval; closed if quiet until the idle timeout
-    DRAINING = "draining"  # closing: answers already queued go out, nothing new is taken
-    CLOSED = "closed"
-
-
-_S = ConnectionState
-_LEGAL: dict[ConnectionState, set[ConnectionState]] = {
-    _S.CONNECTING: {_S.ACTIVE, _S.DRAINING, _S.CLOSED},
-    _S.ACTIVE: {_S.IDLE, _S.DRAINING, _S.CLOSED},
-    _S.IDLE: {_S.ACTIVE, _S.DRAINING, _S.CLOSED},
-    _S.DRAINING: {_S.CLOSED},
-    _S.CLOSED: set(),
-}
-
-
-class CloseConnection(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class WsLimits:
-    max_frame_bytes: int = 64 * 1024
-    heartbeat_interval_s: float = 30.0
-    idle_timeout_s: float = 90.0
-    send_timeout_s: float = 5.0
-    outbox_frames: int = 2048
-    coalesce_s: float = 0.02
-    max_pending_requests: int = 16
-    requests_per_s: float = 20.0
-    request_burst: int = 40
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "max_frame_bytes": self.max_frame_bytes,
-            "heartbeat_interval_s": self.heartbeat_interval_s,
-            "idle_timeout_s": self.idle_timeout_s,
-            "send_timeout_s": self.send_timeout_s,
-            "requests_per_s": self.requests_per_s,
-        }
-
-
-class _Bucket:
-    """Requests per second with a burst: a token bucket that lives and dies with the
-    connection (a shared limiter keyed per connection would need cleaning up after it)."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = float(burst), time.monotonic()
-
-    def take(self) -> float | None:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return None
-        return (1 - self.tokens) / self.rate
 
 
 class Connection:
@@ -114,7 +49,7 @@ class Connection:
         self.outbox = Outbox(limit=limits.outbox_frames)
         self._subscriptions: dict[str, asyncio.Task[None]] = {}
         self._pending = 0
-        self._bucket = _Bucket(limits.requests_per_s, limits.request_burst)
+        self._bucket = Bucket(limits.requests_per_s, limits.request_burst)
         self._refused_in_a_row = 0
         self._group: asyncio.TaskGroup | None = None
         self._last_heard = time.monotonic()
@@ -122,7 +57,7 @@ class Connection:
     def _move(self, to: ConnectionState) -> None:
         if to is self.state:
             return
-        if to not in _LEGAL[self.state]:
+        if to not in LEGAL_MOVES[self.state]:
             raise IllegalTransition("websocket connection", self.state, to)
         self.state = to
 
