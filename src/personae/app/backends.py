@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import pluggy
+
 from personae.core.ports import ChatModel
 from personae.core.routing import ModelRoutes, RouteRule
 from personae.core.skill_stage import SkillStage
@@ -98,8 +100,15 @@ async def backend_configs(settings: Settings) -> list[BackendConfig]:
     return sorted(configs, key=lambda config: config.name != primary)
 
 
-async def build_backends(settings: Settings) -> dict[str, ChatModel]:
-    factories = chat_model_factories(make_plugin_manager(BUILTIN_PLUGINS))
+def load_plugins() -> pluggy.PluginManager:
+    """Built-ins and entry-point plugins, loaded once per runtime and shared by every hook."""
+    return make_plugin_manager(BUILTIN_PLUGINS)
+
+
+async def build_backends(
+    settings: Settings, plugins: pluggy.PluginManager | None = None
+) -> dict[str, ChatModel]:
+    factories = chat_model_factories(plugins or load_plugins())
     backends: dict[str, ChatModel] = {}
     for config in await backend_configs(settings):
         if config.kind not in factories:
@@ -111,9 +120,9 @@ async def build_backends(settings: Settings) -> dict[str, ChatModel]:
     return backends
 
 
-def build_skills() -> SkillStage:
+def build_skills(plugins: pluggy.PluginManager | None = None) -> SkillStage:
     """Every skill the plugins register (built-ins and entry points); characters pick theirs."""
-    return SkillStage(skill_registry(make_plugin_manager(BUILTIN_PLUGINS)))
+    return SkillStage(skill_registry(plugins or load_plugins()))
 
 
 def backend_limits(settings: Settings, name: str, model: ChatModel) -> BackendLimits:

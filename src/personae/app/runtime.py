@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
-from personae.app.backends import build_backends, build_routes, build_skills
+from personae.app.backends import build_backends, build_routes, build_skills, load_plugins
 from personae.app.observability import build_observability, watch_live_state
 from personae.characters.lorebooks import lorebook_attacher
 from personae.characters.reload import CharacterFolder
@@ -131,7 +131,8 @@ async def open_runtime(
     catalog = characters.catalog
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(SqliteConversationStore(settings.database_path))
-        models = dict(backends) if backends is not None else await build_backends(settings)
+        plugins = load_plugins()
+        models = dict(backends) if backends is not None else await build_backends(settings, plugins)
         for model in models.values():
             await stack.enter_async_context(model)
         routes, pool = build_routes(settings, models)
@@ -143,7 +144,7 @@ async def open_runtime(
             lock=LocalConversationLock(),
             settings=turn_settings(settings),
             observer=obs.observer,
-            skills=build_skills(),
+            skills=build_skills(plugins),
             content=content_policy(settings),
         )
         # Runs before the store closes (exit order is reversed): late partial-reply writes
