@@ -44,7 +44,7 @@ import structlog
 from personae.coordination.local import LocalConversationLock
 from personae.core.catalog import CharacterCatalog
 from personae.core.characters import Character
-from personae.core.observe import ObserverFanout, TurnOutcome
+from personae.core.observe import ObserverFanout, TurnOutcome, TurnReport
 from personae.core.ports import ChatModel, ConversationStore
 from personae.core.routing import ModelRoutes
 from personae.core.service import ChatService, TurnSettings
@@ -177,7 +177,7 @@ async def turn_observation(turns: int, metrics: Metrics) -> list[float]:
                 pass
 
     async def plain() -> None:
-        await consume(bare._turn(inbound, aria, model))
+        await consume(bare._turn(inbound, aria, model, bare._content.for_turn(model)))
 
     async def watched() -> None:
         await consume(observed.turn(inbound))
@@ -229,13 +229,15 @@ def ws_request_context(turns: int) -> list[float]:
 def scrape_ms(metrics: Metrics, repeats: int = 50) -> float:
     for character, backend in itertools.product(range(20), ("a", "b")):
         metrics.observer.turn_finished(
-            character=f"char{character}",
-            backend=backend,
-            outcome=TurnOutcome.OK,
-            latency_ms=800.0,
-            ttft_ms=120.0,
-            tokens_in=300,
-            tokens_out=80,
+            TurnReport(
+                character=f"char{character}",
+                backend=backend,
+                outcome=TurnOutcome.OK,
+                latency_ms=800.0,
+                ttft_ms=120.0,
+                tokens_in=300,
+                tokens_out=80,
+            )
         )
     started = time.perf_counter()
     for _ in range(repeats):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from personae.core.observe import TurnOutcome
+from personae.core.observe import TurnOutcome, TurnReport
 from personae.llm.breaker import Permit
 from personae.llm.guard import BackendLimits
 from personae.llm.pool import BackendPool
@@ -29,13 +29,15 @@ def worker(turns: int, connections: int, breaker_open: bool) -> None:
     metrics = Metrics(multiprocess_dir=os.environ["PROMETHEUS_MULTIPROC_DIR"])
     for _ in range(turns):
         metrics.observer.turn_finished(
-            character="aria",
-            backend="fake",
-            outcome=TurnOutcome.OK,
-            latency_ms=120.0,
-            ttft_ms=15.0,
-            tokens_in=3,
-            tokens_out=2,
+            TurnReport(
+                character="aria",
+                backend="fake",
+                outcome=TurnOutcome.OK,
+                latency_ms=120.0,
+                ttft_ms=15.0,
+                tokens_in=3,
+                tokens_out=2,
+            )
         )
     metrics.observer.request_rejected("overloaded")
     pool = BackendPool({"fake": FakeChatModel()}, limits={"fake": BackendLimits()})

@@ -17,7 +17,7 @@ from personae.core.catalog import CharacterCatalog
 from personae.core.characters import Character
 from personae.core.events import MessageDelta, TurnEvent
 from personae.core.hub import ConversationHub
-from personae.core.observe import ObserverFanout, TurnObserver, TurnOutcome
+from personae.core.observe import ObserverFanout, TurnObserver, TurnOutcome, TurnReport
 from personae.core.routing import ModelRoutes
 from personae.core.service import ChatService, TurnSettings
 from personae.core.types import InboundMessage
@@ -28,22 +28,22 @@ from personae.testing import FakeChatModel
 
 @dataclass
 class Recorder(TurnObserver):
-    turns: list[dict[str, Any]] = field(default_factory=list)
+    turns: list[TurnReport] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
 
-    def turn_finished(self, **turn: Any) -> None:
-        self.turns.append(turn)
+    def turn_finished(self, report: TurnReport) -> None:
+        self.turns.append(report)
 
     def request_rejected(self, reason: str) -> None:
         self.rejected.append(reason)
 
     @property
     def outcomes(self) -> list[TurnOutcome]:
-        return [turn["outcome"] for turn in self.turns]
+        return [turn.outcome for turn in self.turns]
 
 
 class Broken(TurnObserver):
-    def turn_finished(self, **turn: Any) -> None:
+    def turn_finished(self, report: TurnReport) -> None:
         raise RuntimeError("a bug in the metrics")
 
 
@@ -83,10 +83,10 @@ async def test_a_complete_turn_reports_ok_with_timings_and_usage(rig: Rig) -> No
     rig.model.enqueue("Set course for Vesta.", first_token_delay_s=0.02)
     await rig.run()
     (turn,) = rig.seen.turns
-    assert turn["outcome"] is TurnOutcome.OK
-    assert (turn["character"], turn["backend"], turn["tokens_out"]) == ("aria", "fake", 4)
-    assert turn["tokens_in"] > 0
-    assert turn["latency_ms"] >= turn["ttft_ms"] >= 20
+    assert turn.outcome is TurnOutcome.OK
+    assert (turn.character, turn.backend, turn.tokens_out) == ("aria", "fake", 4)
+    assert turn.tokens_in > 0
+    assert turn.latency_ms >= turn.ttft_ms >= 20
 
 
 async def test_each_way_a_turn_ends_has_its_outcome(rig: Rig) -> None:
@@ -111,8 +111,8 @@ async def test_each_way_a_turn_ends_has_its_outcome(rig: Rig) -> None:
         TurnOutcome.ERROR,
         TurnOutcome.CANCELLED,
     ]
-    assert [t["ttft_ms"] is None for t in rig.seen.turns] == [True, False, True, False]
-    assert all(t["tokens_in"] == t["tokens_out"] == 0 for t in rig.seen.turns)
+    assert [t.ttft_ms is None for t in rig.seen.turns] == [True, False, True, False]
+    assert all(t.tokens_in == t.tokens_out == 0 for t in rig.seen.turns)
 
 
 async def test_a_retried_idempotency_key_is_not_a_turn(rig: Rig) -> None:
@@ -134,7 +134,7 @@ async def test_a_broken_observer_does_not_break_the_turn(tmp_path: Path) -> None
     )
     async with store, aclosing(service.turn(InboundMessage("sam", "aria", "hi"))) as events:
         assert len([event async for event in events]) > 2
-    assert [t["outcome"] for t in seen.turns] == [TurnOutcome.OK]
+    assert [t.outcome for t in seen.turns] == [TurnOutcome.OK]
 
 
 async def test_the_hub_reports_refusals_by_reason(rig: Rig) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import enum
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from personae.core.events import MessageAck, MessageDelta, MessageDone, TurnEvent
 from personae.errors import BackendError
@@ -29,24 +30,27 @@ class TurnOutcome(enum.StrEnum):
     ERROR = "error"  # anything else: the prompt did not fit, storage failed, a bug
 
 
+@dataclass(frozen=True, slots=True)
+class TurnReport:
+    """How one turn went. ``backend`` names the route that served it (a chain is ``a>b``);
+    ``latency_ms`` runs from the start of the turn to its end, ``ttft_ms`` to its first reply
+    text (``None``: there was none). Tokens are the backend's usage for a complete reply, and 0
+    for any other outcome."""
+
+    character: str
+    backend: str
+    outcome: TurnOutcome
+    latency_ms: float
+    ttft_ms: float | None
+    tokens_in: int
+    tokens_out: int
+
+
 class TurnObserver:
     """Does nothing; subclasses override what they care about."""
 
-    def turn_finished(
-        self,
-        *,
-        character: str,
-        backend: str,
-        outcome: TurnOutcome,
-        latency_ms: float,
-        ttft_ms: float | None,
-        tokens_in: int,
-        tokens_out: int,
-    ) -> None:
-        """A turn ended. ``backend`` names the route that served it (a chain is ``a>b``);
-        ``latency_ms`` runs from the start of the turn to its end, ``ttft_ms`` to its first
-        reply text (``None``: there was none). Tokens are the backend's usage for a complete
-        reply, and 0 for any other outcome."""
+    def turn_finished(self, report: TurnReport) -> None:
+        """A turn ended."""
 
     def request_rejected(self, reason: str) -> None:
         """A message (or request) was refused before any turn started: ``overloaded``,
@@ -59,27 +63,9 @@ class ObserverFanout(TurnObserver):
     def __init__(self, observers: Iterable[TurnObserver]) -> None:
         self.observers = tuple(observers)
 
-    def turn_finished(
-        self,
-        *,
-        character: str,
-        backend: str,
-        outcome: TurnOutcome,
-        latency_ms: float,
-        ttft_ms: float | None,
-        tokens_in: int,
-        tokens_out: int,
-    ) -> None:
+    def turn_finished(self, report: TurnReport) -> None:
         for observer in self.observers:
-            observer.turn_finished(
-                character=character,
-                backend=backend,
-                outcome=outcome,
-                latency_ms=latency_ms,
-                ttft_ms=ttft_ms,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-            )
+            observer.turn_finished(report)
 
     def request_rejected(self, reason: str) -> None:
         for observer in self.observers:
@@ -134,11 +120,13 @@ class TurnTally:
         done = self._done if self.outcome is TurnOutcome.OK else None
         first = self._first_text_at
         observer.turn_finished(
-            character=character,
-            backend=backend,
-            outcome=self.outcome,
-            latency_ms=(time.perf_counter() - self.started) * 1000,
-            ttft_ms=(first - self.started) * 1000 if first is not None else None,
-            tokens_in=done.usage.prompt_tokens if done else 0,
-            tokens_out=done.usage.completion_tokens if done else 0,
+            TurnReport(
+                character=character,
+                backend=backend,
+                outcome=self.outcome,
+                latency_ms=(time.perf_counter() - self.started) * 1000,
+                ttft_ms=(first - self.started) * 1000 if first is not None else None,
+                tokens_in=done.usage.prompt_tokens if done else 0,
+                tokens_out=done.usage.completion_tokens if done else 0,
+            )
         )

@@ -31,7 +31,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from personae.core.observe import TurnObserver, TurnOutcome
+from personae.core.observe import TurnObserver, TurnReport
 from personae.observability.collectors import GAUGE_MODES, LiveStateCollector
 from personae.observability.multiprocess import (
     LiveStatePublisher,
@@ -94,25 +94,17 @@ class MetricsObserver(TurnObserver):
         self._by_route: dict[tuple[str, str], tuple[Histogram, Counter, Counter]] = {}
         self._by_reason: dict[str, Counter] = {}
 
-    def turn_finished(
-        self,
-        *,
-        character: str,
-        backend: str,
-        outcome: TurnOutcome,
-        latency_ms: float,
-        ttft_ms: float | None,
-        tokens_in: int,
-        tokens_out: int,
-    ) -> None:
-        key = (character, backend, outcome.value)
+    def turn_finished(self, report: TurnReport) -> None:
+        character, backend, ttft_ms = report.character, report.backend, report.ttft_ms
+        tokens_in, tokens_out = report.tokens_in, report.tokens_out
+        key = (character, backend, report.outcome.value)
         children = self._by_turn.get(key)
         if children is None:
             m = self.metrics
             children = self._by_turn[key] = (m.turns.labels(*key), m.duration.labels(*key))
         turns, duration = children
         turns.inc()
-        duration.observe(latency_ms / 1000)
+        duration.observe(report.latency_ms / 1000)
         if ttft_ms is None and not tokens_in and not tokens_out:
             return
         route = (character, backend)

@@ -8,33 +8,23 @@ from __future__ import annotations
 
 import structlog
 
-from personae.core.observe import TurnObserver, TurnOutcome
+from personae.core.observe import TurnObserver, TurnOutcome, TurnReport
 
 log = structlog.get_logger("personae.turns")
 
 
 class TurnLogObserver(TurnObserver):
-    def turn_finished(
-        self,
-        *,
-        character: str,
-        backend: str,
-        outcome: TurnOutcome,
-        latency_ms: float,
-        ttft_ms: float | None,
-        tokens_in: int,
-        tokens_out: int,
-    ) -> None:
-        quiet = outcome in (TurnOutcome.OK, TurnOutcome.CANCELLED)  # a client may just leave
+    def turn_finished(self, report: TurnReport) -> None:
+        quiet = report.outcome in (TurnOutcome.OK, TurnOutcome.CANCELLED)  # a client may leave
         (log.info if quiet else log.warning)(
             "turn finished",
-            character=character,
-            backend=backend,
-            outcome=outcome.value,
-            latency_ms=round(latency_ms, 1),
-            ttft_ms=round(ttft_ms, 1) if ttft_ms is not None else None,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
+            character=report.character,
+            backend=report.backend,
+            outcome=report.outcome.value,
+            latency_ms=round(report.latency_ms, 1),
+            ttft_ms=round(report.ttft_ms, 1) if report.ttft_ms is not None else None,
+            tokens_in=report.tokens_in,
+            tokens_out=report.tokens_out,
         )
 
     def request_rejected(self, reason: str) -> None:
