@@ -11,6 +11,7 @@ from pathlib import Path
 
 from personae.characters.cards import CONTAINERS, decode_character
 from personae.characters.cards.limits import MAX_BYTES_BY_SUFFIX, MAX_YAML_BYTES
+from personae.characters.files import read_limited
 from personae.characters.lorebooks import attach_lorebooks, load_lorebooks_dir
 from personae.core.characters import Character
 from personae.core.lorebook import Lorebook
@@ -41,16 +42,7 @@ def read_character_file(path: Path) -> tuple[Character, bytes]:
     limit = MAX_BYTES_BY_SUFFIX.get(path.suffix.lower())
     if limit is None:
         raise CharacterDefinitionError(f"unknown kind of file {path.suffix!r}", source=source)
-    try:
-        size = path.stat().st_size
-        # Checked before reading, so a huge image costs nothing.
-        if size > limit:
-            raise CharacterDefinitionError(
-                f"the file has {size} bytes; the limit is {limit}", source=source
-            )
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CharacterDefinitionError(f"cannot read the file: {exc}", source=source) from exc
+    data = read_limited(path, limit)
     return decode_character(data, suffix=path.suffix, source=source), data
 
 

@@ -20,6 +20,7 @@ import structlog
 
 from personae.characters.cards.jsontext import decode_json
 from personae.characters.cards.limits import MAX_JSON_BYTES
+from personae.characters.files import read_limited
 from personae.core.characters import Character
 from personae.core.lorebook import Lorebook, LorebookError, parse_book, parse_lorebook_v3
 from personae.errors import CharacterDefinitionError
@@ -53,17 +54,7 @@ def decode_lorebook(data: bytes, *, source: str) -> Lorebook:
 
 
 def read_lorebook_file(path: Path) -> Lorebook:
-    source = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise CharacterDefinitionError(
-                f"the file has {size} bytes; the limit is {MAX_JSON_BYTES}", source=source
-            )
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CharacterDefinitionError(f"cannot read the file: {exc}", source=source) from exc
-    return decode_lorebook(data, source=source)
+    return decode_lorebook(read_limited(path, MAX_JSON_BYTES), source=str(path))
 
 
 def load_lorebooks_dir(folder: Path) -> LorebookReport:
