@@ -1,0 +1,64 @@
+"""Keys, JWTs, rate limits and the audit log, wired for one runtime (docs/operations.md,
+"Security"). The stores share the conversation store's database file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from personae.core.observe import TurnObserver
+from personae.core.ports import AuditLog
+from personae.security.api_keys import KeyRegistry
+from personae.security.audit import AuditObserver, AuditWriter
+from personae.security.auth import KeyAuthenticator
+from personae.security.gate import CallerGate
+from personae.security.jwt_tokens import JwtVerifier
+from personae.settings import Settings
+from personae.storage.sqlite.audit import SqliteAuditLog
+from personae.storage.sqlite.keys import SqliteKeyStore
+from personae.storage.sqlite.user_data import SqliteUserData
+from personae.transports.gateway import SecurityPorts
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    authenticator: KeyAuthenticator
+    ports: SecurityPorts  # what the transports get
+    observer: TurnObserver  # audits model calls and spends their tokens from the budgets
+
+
+async def open_security(
+    settings: Settings, stack: AsyncExitStack, *, metrics_observer: TurnObserver
+) -> Security:
+    """Open the stores on ``stack``; rows still queued are written before the log closes."""
+    path = settings.database_path
+    keys = await stack.enter_async_context(SqliteKeyStore(path))
+    audit = await stack.enter_async_context(SqliteAuditLog(path))
+    users = await stack.enter_async_context(SqliteUserData(path))
+    registry = KeyRegistry(keys, cache_s=settings.security.key_cache_s)
+    jwt = settings.security.jwt
+    authenticator = KeyAuthenticator(
+        static_keys=(k.get_secret_value() for k in settings.api_keys),
+        registry=registry,
+        jwt=JwtVerifier.from_settings(jwt) if jwt.enabled else None,
+    )
+    gate = CallerGate.from_settings(settings.security.rate_limits, observer=metrics_observer)
+    writer = AuditWriter(audit) if settings.security.audit_model_calls else None
+    if writer is not None:
+        stack.push_async_callback(writer.drain)
+    return Security(
+        authenticator=authenticator,
+        ports=SecurityPorts(keys=registry, audit=audit, users=users, gate=gate),
+        observer=AuditObserver(writer, gate),
+    )
+
+
+@asynccontextmanager
+async def open_key_admin(settings: Settings) -> AsyncIterator[tuple[KeyRegistry, AuditLog]]:
+    """The key registry and the audit log, for ``personae keys`` (no server needed)."""
+    async with (
+        SqliteKeyStore(settings.database_path) as keys,
+        SqliteAuditLog(settings.database_path) as audit,
+    ):
+        yield KeyRegistry(keys, cache_s=0), audit

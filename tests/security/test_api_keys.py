@@ -1,0 +1,150 @@
+"""API keys end to end on a real SQLite file: shown once, hashed at rest, expiry, revoke."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlean
+
+from personae.core.types import AccessRole, Principal
+from personae.errors import InvalidInput, NotAuthenticated, NotFound
+from personae.security.api_keys import KeyRegistry, parse_duration, parse_key
+from personae.security.auth import OPEN_PRINCIPAL, KeyAuthenticator
+from personae.storage.sqlite.keys import SqliteKeyStore
+from tests.conftest import ManualClock
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[KeyRegistry]:
+    async with SqliteKeyStore(tmp_path / "db.sqlite3") as store:
+        yield KeyRegistry(store, cache_s=5.0)
+
+
+def all_columns(db: Path) -> str:
+    conn = sqlean.connect(str(db))
+    try:
+        return repr(conn.execute("SELECT * FROM api_keys").fetchall())
+    finally:
+        conn.close()
+
+
+async def test_a_key_is_shown_once_and_only_its_hash_is_stored(
+    registry: KeyRegistry, tmp_path: Path
+) -> None:
+    issued = await registry.issue(role=AccessRole.USER, subject="alice", tenant="acme")
+    parts = parse_key(issued.token)
+    assert parts is not None
+    assert parts.key_id == issued.key.id
+    assert issued.token.startswith(f"pk_{issued.key.id}_")
+    assert len(parts.secret) >= 40
+    at_rest = all_columns(tmp_path / "db.sqlite3")
+    assert issued.key.id in at_rest  # the visible prefix identifies it
+    assert parts.secret not in at_rest
+    assert issued.token not in at_rest
+    listed = await registry.all_keys()
+    assert [(k.id, k.role, k.subject, k.tenant) for k in listed] == [
+        (issued.key.id, AccessRole.USER, "alice", "acme")
+    ]
+    assert not hasattr(listed[0], "token")
+
+
+async def test_the_key_authenticates_as_its_owner_role_and_tenant(registry: KeyRegistry) -> None:
+    issued = await registry.issue(role=AccessRole.SERVICE, subject="bot", tenant="acme")
+    auth = KeyAuthenticator(registry=registry)
+    principal = await auth.authenticate(issued.token)
+    assert principal == Principal(
+        "bot", role=AccessRole.SERVICE, tenant="acme", key_id=issued.key.id
+    )
+
+
+async def test_a_wrong_secret_or_unknown_id_is_refused(registry: KeyRegistry) -> None:
+    issued = await registry.issue(role=AccessRole.USER, subject="alice", tenant="default")
+    auth = KeyAuthenticator(registry=registry)
+    tampered = issued.token[:-4] + ("aaaa" if not issued.token.endswith("aaaa") else "bbbb")
+    for bad in (tampered, "pk_00000000_" + "x" * 43, "not-a-key", ""):
+        with pytest.raises(NotAuthenticated):
+            await auth.authenticate(bad)
+
+
+async def test_an_expired_key_is_refused(registry: KeyRegistry) -> None:
+    now = datetime.now(UTC)
+    issued = await registry.issue(
+        role=AccessRole.USER, subject="alice", tenant="default", expires_at=now + timedelta(days=1)
+    )
+    later = {"now": now}
+    auth = KeyAuthenticator(registry=registry, wall_clock=lambda: later["now"])
+    assert (await auth.authenticate(issued.token)).subject == "alice"
+    later["now"] = now + timedelta(days=1, seconds=1)
+    with pytest.raises(NotAuthenticated, match="expired"):
+        await auth.authenticate(issued.token)
+    with pytest.raises(InvalidInput, match="future"):
+        await registry.issue(
+            role=AccessRole.USER, subject="a", tenant="default", expires_at=now - timedelta(1)
+        )
+
+
+async def test_a_revoked_key_is_refused_at_once_in_this_process(registry: KeyRegistry) -> None:
+    issued = await registry.issue(role=AccessRole.ADMIN, subject="ops", tenant="default")
+    auth = KeyAuthenticator(registry=registry)
+    assert (await auth.authenticate(issued.token)).is_admin  # now cached
+    revoked = await registry.revoke(issued.key.id)
+    assert revoked.revoked_at is not None
+    with pytest.raises(NotAuthenticated, match="revoked"):
+        await auth.authenticate(issued.token)
+    again = await registry.revoke(issued.key.id)
+    assert again.revoked_at == revoked.revoked_at  # the first revocation time stays
+    with pytest.raises(NotFound):
+        await registry.revoke("ffffffff")
+
+
+async def test_a_revoke_by_another_process_is_seen_when_the_cache_expires(
+    registry: KeyRegistry, tmp_path: Path, clock: ManualClock
+) -> None:
+    issued = await registry.issue(role=AccessRole.USER, subject="alice", tenant="default")
+    auth = KeyAuthenticator(registry=registry, clock=clock)
+    await auth.authenticate(issued.token)
+    async with SqliteKeyStore(tmp_path / "db.sqlite3") as other:  # the CLI, say
+        await KeyRegistry(other).revoke(issued.key.id)
+    await auth.authenticate(issued.token)  # still cached
+    clock.now += 5.0
+    with pytest.raises(NotAuthenticated, match="revoked"):
+        await auth.authenticate(issued.token)
+
+
+async def test_open_until_a_key_exists_and_closed_for_good_after(registry: KeyRegistry) -> None:
+    auth = KeyAuthenticator(registry=registry)
+    assert await auth.authenticate(None) == OPEN_PRINCIPAL
+    issued = await registry.issue(role=AccessRole.USER, subject="alice", tenant="default")
+    await registry.revoke(issued.key.id)
+    with pytest.raises(NotAuthenticated, match="required"):
+        await auth.authenticate(None)  # revoking every key does not open the server again
+
+
+async def test_settings_keys_are_admin_keys_and_close_the_server(registry: KeyRegistry) -> None:
+    auth = KeyAuthenticator(static_keys=["sk-one", "sk-two"], registry=registry)
+    principal = await auth.authenticate("sk-two")
+    assert principal.is_admin
+    assert principal.subject == "key-1"
+    with pytest.raises(NotAuthenticated):
+        await auth.authenticate(None)
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "x" * 300, "tab\there"])
+async def test_names_that_could_cross_tenants_are_refused(registry: KeyRegistry, bad: str) -> None:
+    with pytest.raises(InvalidInput):
+        await registry.issue(role=AccessRole.USER, subject=bad, tenant="default")
+    with pytest.raises(InvalidInput):
+        await registry.issue(role=AccessRole.USER, subject="ok", tenant=bad)
+    assert await registry.all_keys() == []
+
+
+def test_durations() -> None:
+    assert parse_duration("30d") == timedelta(days=30)
+    assert parse_duration("12h") == timedelta(hours=12)
+    assert parse_duration("2w") == timedelta(weeks=2)
+    for bad in ("0d", "30", "d", "-1d", "1y"):
+        with pytest.raises(InvalidInput):
+            parse_duration(bad)
