@@ -1,0 +1,114 @@
+"""The background tasks of a runtime, under one supervisor (core/supervisor.py): the character
+watcher, the session sweeper, retention, and (from ``build_app``) the WebSocket heartbeat.
+Also what ``/readyz`` says about backends and coordination."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import structlog
+
+from personae.characters.reload import CharacterFolder
+from personae.characters.watcher import CharacterWatcher
+from personae.core.ports import Purgeable
+from personae.core.retention import Retained, RetentionJob
+from personae.core.sessions import SessionRegistry
+from personae.core.supervisor import Supervisor
+from personae.llm.pool import BackendPool
+from personae.observability.metrics import Metrics
+from personae.settings import Settings
+from personae.storage.sqlite.retention import SqliteAuditRetention, SqliteMessageRetention
+
+log = structlog.get_logger(__name__)
+
+
+class SupervisedWatcher:
+    """Hot reload under the supervisor: a fresh ``CharacterWatcher`` at each (re)start (a
+    watcher runs once), failures counted across them for the metrics."""
+
+    def __init__(self, folder: CharacterFolder) -> None:
+        self.folder = folder
+        self.current: CharacterWatcher | None = None
+        self._failures_before = 0
+
+    async def run(self) -> None:
+        if self.current is not None:
+            self._failures_before += self.current.failures
+        self.current = CharacterWatcher(self.folder)
+        await self.current.run()
+
+    @property
+    def loaded(self) -> int:
+        return len(self.folder.catalog)
+
+    @property
+    def invalid(self) -> int:
+        return len(self.folder.broken)
+
+    @property
+    def watch_failures(self) -> int:
+        current = self.current.failures if self.current is not None else 0
+        return self._failures_before + current
+
+
+async def sweep_sessions(sessions: SessionRegistry, interval_s: float) -> None:
+    """Expire idle conversation sessions every ``interval_s``, until cancelled."""
+    while True:
+        await asyncio.sleep(interval_s)
+        await sessions.sweep()
+
+
+async def start_retention(
+    settings: Settings,
+    stack: AsyncExitStack,
+    supervisor: Supervisor,
+    *,
+    metrics: Metrics | None,
+    memory: Purgeable | None = None,
+) -> RetentionJob | None:
+    """The retention job for the kinds that have a number of days, or None when none do."""
+    retention = settings.retention
+    kinds: dict[str, Retained] = {}
+    path: Path = settings.database_path
+    if retention.messages_days is not None:
+        messages = await stack.enter_async_context(SqliteMessageRetention(path))
+        kinds["messages"] = Retained(messages, retention.messages_days)
+    if retention.audit_days is not None:
+        audit = await stack.enter_async_context(SqliteAuditRetention(path))
+        kinds["audit"] = Retained(audit, retention.audit_days)
+    if retention.memories_days is not None:
+        if memory is None:
+            # The memory store is not wired into the runtime yet (the memory work does it):
+            # say so rather than pretend memories are purged.
+            log.warning("retention.memories_days is set but no memory store is running")
+        else:
+            kinds["memories"] = Retained(memory, retention.memories_days)
+    if not kinds:
+        return None
+    job = RetentionJob(kinds, on_purged=metrics.observer.purged if metrics else None)
+    supervisor.start("retention", lambda: job.run_forever(retention.interval_s))
+    return job
+
+
+def backend_checks(pool: BackendPool) -> dict[str, str]:
+    """``backends``: ok while at least one backend's circuit is not open; each backend's own
+    line says ``ok`` or why it is passed over (one open circuit alone is not unready: the
+    router fails over)."""
+    checks: dict[str, str] = {}
+    open_ = 0
+    snapshot = pool.snapshot()
+    for name, backend in sorted(snapshot.backends.items()):
+        state = str(backend.breaker.state)
+        if state == "open":
+            open_ += 1
+            checks[f"backend:{name}"] = "warning: circuit open (failing; probed again later)"
+        else:
+            checks[f"backend:{name}"] = "ok" if state == "closed" else f"ok ({state})"
+    total = len(snapshot.backends)
+    if total and open_ == total:
+        checks["backends"] = "error: every backend's circuit is open"
+    else:
+        checks["backends"] = "ok"
+    return checks
