@@ -1,0 +1,2 @@
+"""Chat-platform channels: Telegram, MQTT and signed webhooks behind one adapter model
+(docs/channels.md)."""
