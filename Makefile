@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	# for an unpinned torch later is then already satisfied (no multi-GB CUDA download).
 	$(BIN)/pip install --quiet torch==2.13.0
 	# llama-cpp-python compiles from source the first time (about 6 minutes; pip caches it).
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --quiet -e '.[local,dev]'
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --quiet -e '.[local,dev,channels]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -48,6 +48,7 @@ from personae.core.observe import ObserverFanout, TurnOutcome, TurnReport
 from personae.core.ports import ChatModel, ConversationStore
 from personae.core.routing import ModelRoutes
 from personae.core.service import ChatService, TurnSettings
+from personae.core.tracing import NO_SPAN
 from personae.core.types import (
     ChatRequest,
     Conversation,
@@ -123,6 +124,21 @@ class MemoryStore(ConversationStore):
     async def list_messages(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
+    async def get_state(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    async def put_state(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    async def create_group(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    async def get_group(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    async def set_member_muted(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
@@ -177,7 +193,7 @@ async def turn_observation(turns: int, metrics: Metrics) -> list[float]:
                 pass
 
     async def plain() -> None:
-        await consume(bare._turn(inbound, aria, model, bare._content.for_turn(model)))
+        await consume(bare._turn(inbound, aria, model, bare._content.for_turn(model), NO_SPAN))
 
     async def watched() -> None:
         await consume(observed.turn(inbound))

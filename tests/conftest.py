@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from personae.embedders.sentence_transformers import SentenceTransformerEmbedder
 from personae.llm.packaged import packaged_model_path
 
 
@@ -39,3 +42,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         handle = getattr(utils, name, None)
         if handle is not None:
             handle.close()
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Iterator[SentenceTransformerEmbedder]:
+    """The packaged all-MiniLM-L6-v2 embedder, loaded once per test session. Its worker thread
+    is not tied to an event loop, so every test's loop can use it."""
+    embedder = SentenceTransformerEmbedder()
+    asyncio.run(embedder.open())
+    yield embedder
+    asyncio.run(embedder.close())

@@ -7,8 +7,12 @@ import sqlean
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
+# The audit log records attempts, failed ones included, by design: it is not state a failed
+# operation must leave alone.
+NOT_STATE = ("audit_log",)
 
-def sqlite_snapshot(path: Path) -> Snapshot:
+
+def sqlite_snapshot(path: Path, *, skip: tuple[str, ...] = NOT_STATE) -> Snapshot:
     conn = sqlean.connect(str(path))
     try:
         tables = conn.execute(
@@ -17,6 +21,8 @@ def sqlite_snapshot(path: Path) -> Snapshot:
         ).fetchall()
         snapshot = {}
         for name, sql in tables:
+            if name in skip:
+                continue
             # WITHOUT ROWID tables have no rowid; their primary key leads their columns.
             order = "1, 2" if "WITHOUT ROWID" in sql.upper() else "rowid"
             snapshot[name] = conn.execute(f"SELECT * FROM {name} ORDER BY {order}").fetchall()

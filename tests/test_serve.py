@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -174,3 +175,62 @@ def test_chat_with_an_unknown_character_says_so(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "unknown character 'nobody'" in result.stdout.decode()
+
+
+def self_signed_pair(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_serve_speaks_tls_with_the_configured_certificate(tmp_path: Path) -> None:
+    cert_file, key_file = self_signed_pair(tmp_path)
+    with FakeOpenAIServer() as backend:
+        env = personae_env(tmp_path, backend.base_url)
+        env.update(PERSONAE_TLS_CERTFILE=str(cert_file), PERSONAE_TLS_KEYFILE=str(key_file))
+        with personae_serve(tmp_path, env) as url:
+            assert url.startswith("https://127.0.0.1:")
+            trusted = ssl.create_default_context(cafile=str(cert_file))
+            assert httpx.get(f"{url}/healthz", verify=trusted).status_code == 200
+            with pytest.raises(httpx.ConnectError):  # not trusted without the certificate
+                httpx.get(f"{url}/healthz")
+
+
+def test_half_a_tls_configuration_is_refused(tmp_path: Path) -> None:
+    from personae.settings import Settings
+
+    with pytest.raises(ValueError, match="set both or neither"):
+        Settings(tls_certfile=tmp_path / "cert.pem")

@@ -1,4 +1,4 @@
-"""The ``personae`` command: serve, chat, characters."""
+"""The ``personae`` command: serve, chat, characters, keys."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,17 +17,27 @@ from rich.table import Table
 
 from personae import errors
 from personae.app import build_app, open_runtime
+from personae.app.memory import open_memory_admin
+from personae.app.security import open_key_admin
 from personae.characters.cards import ExportFormat, v2_losses
 from personae.characters.library import export_character, import_files
 from personae.characters.loader import LoadReport, load_characters_dir
 from personae.chat_console import LocalTarget, RemoteTarget, run_chat
 from personae.client import ClientError, PersonaeClient
+from personae.core.memory.items import Partition
+from personae.core.types import DEFAULT_TENANT, AccessRole, ApiKey, AuditEntry
 from personae.observability.logging import configure_logging
+from personae.security.api_keys import parse_duration
 from personae.settings import Settings, load_settings
+from personae.storage.sqlite import SqliteConversationStore
 
 cli = typer.Typer(help="Personae: a self-hosted gateway for AI characters.", no_args_is_help=True)
 characters_cli = typer.Typer(help="Inspect the characters folder.", no_args_is_help=True)
 cli.add_typer(characters_cli, name="characters")
+keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+memory_cli = typer.Typer(help="What long-term memory holds of a user.", no_args_is_help=True)
+cli.add_typer(memory_cli, name="memory")
 
 ConfigDir = Annotated[
     Path | None, typer.Option(help="Folder with personae.yaml (default: working directory).")
@@ -61,6 +72,8 @@ def serve(
         # Compression costs ~43 KiB of zlib state per connection; chat frames are small.
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=int(settings.realtime.shutdown_grace_s) + 5,
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
     )
     _AnnouncingServer(config).run()
 
@@ -79,7 +92,8 @@ class _AnnouncingServer(uvicorn.Server):
         for listener in self.servers:
             for sock in listener.sockets:
                 host, port = sock.getsockname()[:2]
-                typer.echo(f"personae listening on http://{host}:{port}", err=True)
+                scheme = "https" if self.config.is_ssl else "http"
+                typer.echo(f"personae listening on {scheme}://{host}:{port}", err=True)
 
 
 @cli.command()
@@ -265,5 +279,184 @@ def characters_export(
     typer.echo(f"exported {character.id} -> {output}")
 
 
+def _key_row(key: ApiKey) -> dict[str, str | None]:
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat(timespec="seconds") if moment else None
+
+    return {
+        "id": key.id,
+        "role": key.role.value,
+        "subject": key.subject,
+        "tenant": key.tenant,
+        "created_at": when(key.created_at),
+        "expires_at": when(key.expires_at),
+        "revoked_at": when(key.revoked_at),
+    }
+
+
+def _cli_audit(action: str, target: str, **details: str) -> AuditEntry:
+    return AuditEntry(action=action, actor="cli", target=target, details=dict(details))
+
+
+@keys_cli.command("create")
+def keys_create(
+    role: Annotated[AccessRole, typer.Option(help="admin, user or service.")],
+    user: Annotated[
+        str | None, typer.Option(help="Whom the key is: a user, or the service's name.")
+    ] = None,
+    tenant: Annotated[str, typer.Option(help="The tenant it belongs to.")] = DEFAULT_TENANT,
+    expires: Annotated[str | None, typer.Option(help="Lifetime such as 30d, 12h, 2w.")] = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Create a key and print it: it is shown this once, only its hash is stored."""
+    if role is AccessRole.USER and user is None:
+        raise typer.BadParameter("a user key names its user (--user)")
+    settings = _settings(config_dir)
+
+    async def create() -> str:
+        try:
+            expires_at = datetime.now(UTC) + parse_duration(expires) if expires else None
+        except errors.PersonaeError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        async with open_key_admin(settings) as (registry, audit):
+            issued = await registry.issue(
+                role=role, subject=user or role.value, tenant=tenant, expires_at=expires_at
+            )
+            key = issued.key
+            await audit.record([_cli_audit("key.create", key.id, role=role.value, tenant=tenant)])
+            return issued.token
+
+    try:
+        token = asyncio.run(create())
+    except errors.InvalidInput as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(token)
+    typer.echo("Keep it now: it is not stored and cannot be shown again.", err=True)
+
+
+@keys_cli.command("list")
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Every key (ids, roles, owners, expiry, revocation; never secrets)."""
+    settings = _settings(config_dir)
+
+    async def read() -> list[ApiKey]:
+        async with open_key_admin(settings) as (registry, _):
+            return await registry.all_keys()
+
+    rows = [_key_row(k) for k in asyncio.run(read())]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "role", "subject", "tenant", "created", "expires", "revoked")
+    for row in rows:
+        table.add_row(*(value or "" for value in row.values()))
+    Console().print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (the 8 characters after pk_).")],
+    config_dir: ConfigDir = None,
+) -> None:
+    """Revoke a key. A running server notices within ``security.key_cache_s`` seconds."""
+    settings = _settings(config_dir)
+
+    async def revoke() -> None:
+        async with open_key_admin(settings) as (registry, audit):
+            await registry.revoke(key_id)
+            await audit.record([_cli_audit("key.revoke", key_id)])
+
+    try:
+        asyncio.run(revoke())
+    except errors.NotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"revoked {key_id}")
+
+
 def main() -> None:
     cli()
+
+
+MemoryUser = Annotated[str, typer.Argument(help="The user's id.")]
+MemoryCharacter = Annotated[
+    str | None, typer.Option(help="Only what is remembered with this character.")
+]
+
+
+async def _user_partitions(
+    conversations: SqliteConversationStore, user: str, character: str | None
+) -> list[Partition]:
+    found = await conversations.get_user(user)
+    if found is None:
+        return []
+    if character is not None:
+        return [Partition.private(found.id, character)]
+    chats = await conversations.list_conversations(found.id, limit=10_000)
+    return [Partition.private(found.id, c) for c in sorted({c.character_id for c in chats})]
+
+
+@memory_cli.command("show")
+def memory_show(
+    user: MemoryUser,
+    character: MemoryCharacter = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Everything remembered of a user, newest first per character."""
+    settings = _settings(config_dir)
+
+    async def read() -> list[dict[str, str]]:
+        async with open_memory_admin(settings) as (conversations, memory, _):
+            rows = []
+            for partition in await _user_partitions(conversations, user, character):
+                for item in await memory.list_items(partition, limit=100_000):
+                    rows.append(
+                        {
+                            "id": item.id,
+                            "character": partition.character_id,
+                            "kind": item.kind,
+                            "created": item.created_at.isoformat(timespec="seconds"),
+                            "text": item.text,
+                        }
+                    )
+            return rows
+
+    rows = asyncio.run(read())
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table("id", "character", "kind", "created", "text")
+    for row in rows:
+        table.add_row(*row.values())
+    Console().print(table)
+
+
+@memory_cli.command("forget")
+def memory_forget(
+    user: MemoryUser,
+    character: MemoryCharacter = None,
+    item: Annotated[str | None, typer.Option(help="Only this item (an id from show).")] = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Forget what is remembered of a user: one item, one character's, or everything."""
+    settings = _settings(config_dir)
+
+    async def forget() -> int:
+        async with open_memory_admin(settings) as (conversations, memory, audit):
+            partitions = await _user_partitions(conversations, user, character)
+            if item is not None:
+                found = await memory.get([item])
+                if not found or found[0].partition not in partitions:
+                    raise typer.BadParameter(f"{user!r} has no memory item {item!r}")
+                count = await memory.delete(found[0].partition, [item])
+            else:
+                count = sum([await memory.delete(p) for p in partitions])
+            target = item or character or "*"
+            await audit.record([_cli_audit("memory.forget", target, user=user, items=str(count))])
+            return count
+
+    typer.echo(f"forgot {asyncio.run(forget())} memory item(s) of {user}")

@@ -15,8 +15,10 @@ status codes (HTTP status, WebSocket error frames); nothing else knows about HTT
     │   ├── CharacterNotFound
     │   └── ConversationNotFound
     ├── Conflict                     the request contradicts stored state
-    │   └── Busy                     a reply is being generated in that conversation
+    │   ├── Busy                     a reply is being generated in that conversation
+    │   └── StateConflict            a versioned state moved since it was read
     ├── Overloaded                   shed by admission control; retry after ``retry_after``
+    ├── RateLimited                  the caller's request or token budget is spent for now
     ├── BackendError                 the model backend failed; ``backend`` names it
     │   ├── BackendUnavailable       cannot connect, or it answered 5xx / 429
     │   ├── BackendTimeout           no answer within the configured time
@@ -104,8 +106,26 @@ class Busy(Conflict):
     retryable = True
 
 
+class StateConflict(Conflict):
+    """``put_state`` with a version that is no longer the stored one: re-read and retry."""
+
+    code = "state_conflict"
+    retryable = True
+
+
 class Overloaded(PersonaeError):
     code = "overloaded"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float, **context: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **context)
+        self.retry_after = retry_after
+
+
+class RateLimited(PersonaeError):
+    """A caller's budget (requests or tokens per minute) is spent; retry after ``retry_after``."""
+
+    code = "rate_limited"
     retryable = True
 
     def __init__(self, message: str, *, retry_after: float, **context: Any) -> None:

@@ -153,7 +153,12 @@ class GenerationSettings(BaseModel):
 class LimitSettings(BaseModel):
     max_message_chars: int = Field(default=8000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # POST /api/characters: a card's PNG or CHARX, assets included (the card codec has its
+    # own per-format limits below this).
+    max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     history_messages: int = Field(default=200, ge=0)
+    # In a group chat: character replies to one user message, at most (then a user speaks).
+    group_max_replies: int = Field(default=3, ge=1, le=8)
 
 
 class BlockedWordsSettings(BaseModel):
@@ -212,6 +217,159 @@ class MetricsSettings(BaseModel):
     publish_interval_s: float = Field(default=5.0, gt=0)
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces (docs/operations.md, "Traces"): off unless enabled; the exporter
+    is configured by the standard ``OTEL_*`` variables (``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    ``OTEL_SERVICE_NAME``, ``OTEL_TRACES_SAMPLER``, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+
+
+class RetentionSettings(BaseModel):
+    """Purge records older than so many days (None: keep them for ever)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages_days: float | None = Field(default=None, gt=0)  # messages and their event log
+    memories_days: float | None = Field(default=None, gt=0)  # private memory items
+    audit_days: float | None = Field(default=None, gt=0)  # audit log rows
+    interval_s: float = Field(default=3600.0, gt=0)  # how often the purge runs
+
+
+class MemorySettings(BaseModel):
+    """Long-term memory (docs/memory.md): items written with each message, embedded by a
+    background job, recalled into the prompt with the user's profile of facts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    # minilm: the packaged all-MiniLM-L6-v2 (the 'local' extra; without it, full text only);
+    # openai: an OpenAI-compatible /v1/embeddings server; none: full-text recall only.
+    embedder: Literal["minilm", "openai", "none"] = "minilm"
+    embedder_base_url: str | None = None  # openai: the server's /v1 URL
+    embedder_model: str | None = None  # openai: the model name
+    embedder_api_key: SecretStr | None = None
+    batch_size: int = Field(default=32, ge=1, le=1024)  # items per embedding batch
+    idle_s: float = Field(default=1.0, gt=0)  # how often the job looks for pending items
+    recall_items: int = Field(default=5, ge=0, le=50)  # hits recalled per turn at most
+    recall_tokens: int = Field(default=300, ge=0)  # prompt tokens for recalled items
+    profile_tokens: int = Field(default=150, ge=0)  # prompt tokens for the profile of facts
+    embed_timeout_s: float = Field(default=0.5, gt=0)  # the wait for the query's vector
+
+
+class JwtSettings(BaseModel):
+    """Bearer JWTs from a front end that owns its login (docs/operations.md, "Security"). On
+    when a key is given: ``secret``/``secret_file`` for HS256, ``public_key_file`` for RS256."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Literal["HS256", "RS256"] = "HS256"
+    secret: SecretStr | None = None
+    secret_file: Path | None = None  # the HS256 secret, read from a file
+    public_key_file: Path | None = None  # a PEM public key, for RS256
+    issuer: str | None = None  # required ``iss`` when set
+    audience: str | None = None  # required ``aud`` when set
+    role_claim: str = "role"
+    tenant_claim: str = "tenant"
+    default_role: Literal["user", "service"] = "user"  # when the token names no role
+    allowed_roles: list[Literal["admin", "user", "service"]] = ["user", "service"]
+    leeway_s: float = Field(default=30.0, ge=0)  # clock skew tolerated on exp/nbf/iat
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secret or self.secret_file or self.public_key_file)
+
+    @model_validator(mode="after")
+    def _one_key_for_the_algorithm(self) -> Self:
+        hmac_keys = (self.secret is not None) + (self.secret_file is not None)
+        if self.algorithm == "HS256" and (hmac_keys > 1 or self.public_key_file is not None):
+            raise ValueError("HS256 takes one of secret or secret_file, not public_key_file")
+        if self.algorithm == "RS256" and (hmac_keys or not self.public_key_file):
+            raise ValueError("RS256 takes public_key_file (and no secret)")
+        return self
+
+
+class RoleLimitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = Field(default=None, ge=1)  # None: unlimited
+    tokens_per_minute: int | None = Field(default=None, ge=1)  # prompt + reply tokens
+
+
+class RateLimitSettings(BaseModel):
+    """Per role, counted per key and per end user over a sliding minute."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    admin: RoleLimitSettings = RoleLimitSettings()
+    user: RoleLimitSettings = RoleLimitSettings(requests_per_minute=60, tokens_per_minute=40_000)
+    service: RoleLimitSettings = RoleLimitSettings(
+        requests_per_minute=1200, tokens_per_minute=1_000_000
+    )
+
+
+class SecuritySettings(BaseModel):
+    """Keys, roles, JWTs, rate limits and the audit log (docs/operations.md, "Security")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jwt: JwtSettings = JwtSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    key_cache_s: float = Field(default=5.0, ge=0)  # how late another process's revoke is seen
+    audit_model_calls: bool = True  # one audit row per model call
+
+
+class ChannelReconnectSettings(BaseModel):
+    """How a channel reconnects: backoff with full jitter, bounded attempts per window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    initial_s: float = Field(default=1.0, ge=0)
+    max_s: float = Field(default=60.0, ge=0)
+    max_attempts: int = Field(default=5, ge=3, le=10)  # per window
+    window_s: float = Field(default=60.0, gt=0)
+
+
+class ChannelOutboxSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=20, ge=1)
+    backoff_initial_s: float = Field(default=1.0, ge=0)
+    backoff_max_s: float = Field(default=300.0, ge=0)
+
+
+class ChannelSettings(BaseModel):
+    """One chat-platform channel (docs/channels.md). Tokens and secrets come only from the
+    environment: ``token_env`` and ``secret_env`` name the variables."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1)  # telegram, mqtt, webhook, or a plugin's kind
+    enabled: bool = True
+    default_character: str | None = None
+    chats: dict[str, str] = Field(default_factory=dict)  # chat id -> character id
+    conversation_scope: Literal["chat", "shared"] | None = None  # None: the channels' default
+    token_env: str | None = None
+    secret_env: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)  # kind-specific (docs/channels.md)
+    reconnect: ChannelReconnectSettings | None = None  # None: the channels' default
+
+
+class ChannelsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # chat: each chat has its own conversation per character; shared: a user's latest
+    # conversation with the character, whichever channel (or the WebSocket) it is on.
+    conversation_scope: Literal["chat", "shared"] = "chat"
+    link_code_ttl_s: float = Field(default=600.0, gt=0)
+    max_handlers: int = Field(default=32, ge=1)  # inbound messages answered at once, per channel
+    reconnect: ChannelReconnectSettings = ChannelReconnectSettings()
+    outbox: ChannelOutboxSettings = ChannelOutboxSettings()
+    adapters: dict[str, ChannelSettings] = Field(default_factory=dict)  # by channel name
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PERSONAE_",
@@ -223,6 +381,9 @@ class Settings(BaseSettings):
     env: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # HTTPS and wss:// straight from uvicorn (PEM files); or put a TLS proxy in front.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
     data_dir: Path = Path("data")
     characters_dir: Path = Path("characters")
     lorebooks_dir: Path = Path("lorebooks")  # standalone lorebooks (docs/lorebooks.md)
@@ -241,7 +402,18 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     realtime: RealtimeSettings = RealtimeSettings()
     metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
+    retention: RetentionSettings = RetentionSettings()
+    memory: MemorySettings = MemorySettings()
     moderation: ModerationSettings = ModerationSettings()
+    security: SecuritySettings = SecuritySettings()
+    channels: ChannelsSettings = ChannelsSettings()
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together: set both or neither")
+        return self
 
     @property
     def database_path(self) -> Path:

@@ -4,12 +4,15 @@ need no model and no network (in the spirit of ``httpx.MockTransport``)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
 import re
 from collections import deque
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
-from personae.core.ports import ChatModel
+from personae.core.memory.terms import words
+from personae.core.ports import ChatModel, Embedder
 from personae.core.types import ChatRequest, ModelChunk, Usage
 
 # --------------------------------------------------------------------------------------------
@@ -106,3 +109,36 @@ class FakeChatModel(ChatModel):
             completion_tokens=self.count_tokens("".join(script.tokens)),
         )
         yield ModelChunk(finish_reason="stop", usage=usage)
+
+
+# --------------------------------------------------------------------------------------------
+# FakeEmbedder: deterministic word-hashing vectors
+# --------------------------------------------------------------------------------------------
+
+
+class FakeEmbedder(Embedder):
+    """Hashes each word into one of ``dimension`` signed buckets and normalises: texts
+    sharing words are near, others far, with no model. ``fail_with`` makes every call raise
+    (an embedder that is down); ``calls`` records each batch."""
+
+    def __init__(self, *, dimension: int = 64, model_name: str = "fake-hash") -> None:
+        self.model_name = model_name
+        self.dimension = dimension
+        self.fail_with: Exception | None = None
+        self.calls: list[list[str]] = []
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        if self.fail_with is not None:
+            raise self.fail_with
+        return [self.vector(text) for text in texts]
+
+    def vector(self, text: str) -> list[float]:
+        vector = [0.0] * self.dimension
+        for word in words(text):
+            digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest())
+            vector[digest % self.dimension] += 1.0 if digest >> 63 else -1.0
+        norm = math.sqrt(sum(x * x for x in vector))
+        if norm == 0:  # no words: a fixed unit vector, so cosine stays defined
+            return [1.0] + [0.0] * (self.dimension - 1)
+        return [x / norm for x in vector]

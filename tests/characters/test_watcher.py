@@ -7,6 +7,7 @@ takes longer to pass, not a different path.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from personae.characters.library import write_atomically
+from personae.characters.lorebooks import LorebookShelf
 from personae.characters.reload import CharacterFolder, FileRead
 from personae.characters.watcher import CharacterWatcher
 from personae.core.catalog import CharacterCatalog
@@ -149,3 +151,47 @@ async def test_a_folder_removed_and_made_again_is_watched_again(
     await asyncio.to_thread(tmp_path.mkdir)
     (tmp_path / "a.yaml").write_text(yaml("a", "restored"))
     await eventually(lambda: persona(folder.catalog, "a") == "restored")
+
+
+def book_json(content: str) -> str:
+    entry = {"keys": ["tide"], "content": content, "extensions": {}, "enabled": True}
+    entry |= {"insertion_order": 0, "use_regex": False}
+    return json.dumps({"spec": "lorebook_v3", "data": {"entries": [entry], "extensions": {}}})
+
+
+def book_contents(catalog: CharacterCatalog, character_id: str) -> list[str]:
+    return [e.content for book in catalog.get(character_id).books for e in book.entries]
+
+
+async def test_a_changed_lorebook_makes_a_new_version_of_its_characters(tmp_path: Path) -> None:
+    characters, books = tmp_path / "characters", tmp_path / "lorebooks"
+    characters.mkdir()
+    books.mkdir()
+    (characters / "a.yaml").write_text(yaml("a", "one") + "lorebooks: [tides]\n")
+    (characters / "b.yaml").write_text(yaml("b", "two"))  # attaches no book: never changes
+    (books / "tides.json").write_text(book_json("The tide is high."))
+    folder = CharacterFolder(characters, CharacterCatalog(), lorebooks=LorebookShelf(books))
+    folder.apply(folder.rescan(with_lorebooks=True), announce=False)
+    catalog = folder.catalog
+    first, other = catalog.get_version("a").hash, catalog.get_version("b").hash
+    assert book_contents(catalog, "a") == ["The tide is high."]
+
+    async with CharacterWatcher(folder, retry_s=0.05, idle_ms=100) as watcher:
+        await eventually(lambda: watcher.batches >= 1)
+        write_atomically(books / "tides.json", book_json("The tide is low.").encode())
+        await eventually(lambda: book_contents(catalog, "a") == ["The tide is low."])
+        edited = catalog.get_version("a").hash
+        assert edited != first
+        assert catalog.get_version("b").hash == other
+
+        # A broken book: the version loaded before keeps serving, unchanged.
+        applied = watcher.batches
+        write_atomically(books / "tides.json", b'{"spec": "lorebook_v3", "data": {')
+        await eventually(lambda: watcher.batches > applied)
+        assert book_contents(catalog, "a") == ["The tide is low."]
+        assert catalog.get_version("a").hash == edited
+
+        # The book removed: its characters go on without it.
+        (books / "tides.json").unlink()
+        await eventually(lambda: book_contents(catalog, "a") == [])
+        assert catalog.get_version("a").hash not in {first, edited}  # the file alone now

@@ -17,7 +17,13 @@ import pytest
 
 from personae.core.ports import ConversationStore
 from personae.core.types import EventRecord, MessageStatus, NewMessage, OpenedTurn, Role
-from personae.errors import Conflict, ConversationNotFound, InvalidInput, StorageError
+from personae.errors import (
+    Conflict,
+    ConversationNotFound,
+    InvalidInput,
+    StateConflict,
+    StorageError,
+)
 from personae.storage.sqlite import SqliteConversationStore
 from tests.sqlite_snapshot import Snapshot, sqlite_snapshot
 
@@ -493,6 +499,15 @@ async def test_events_of_an_unknown_conversation(store: ConversationStore) -> No
 # --- idempotency keys -----------------------------------------------------------------------
 
 
+async def test_an_opened_turn_counts_the_users_messages(store: ConversationStore) -> None:
+    first = await turn(store, greeting="Hello!")
+    await store.append_message(first.conversation.id, reply())
+    second = await turn(store, conversation_id=first.conversation.id)
+    third = await turn(store, conversation_id=first.conversation.id)  # no reply in between
+    fresh = await turn(store, new_conversation=True)
+    assert [t.user_turn for t in (first, second, third, fresh)] == [1, 2, 3, 1]
+
+
 async def test_a_repeated_idempotency_key_returns_the_first_message_and_writes_nothing(
     store: ConversationStore, backend: Backend
 ) -> None:
@@ -519,3 +534,158 @@ async def test_a_discarded_turn_frees_its_idempotency_key(store: ConversationSto
     retried = await turn(store, idempotency_key="k1")
     assert not retried.duplicate
     assert retried.message.id != first.message.id
+
+
+# --- versioned conversation state -----------------------------------------------------------
+
+
+async def test_state_is_absent_until_put_then_versioned_from_1(store: ConversationStore) -> None:
+    opened = await turn(store)
+    conversation = opened.conversation.id
+    assert await store.get_state(conversation, "behaviour:alice") is None
+
+    first = await store.put_state(conversation, "behaviour:alice", {"mood": "happy"}, None)
+    second = await store.put_state(conversation, "behaviour:alice", {"mood": "hurt"}, 1)
+
+    assert (first.version, first.value) == (1, {"mood": "happy"})
+    assert (second.version, second.value) == (2, {"mood": "hurt"})
+    assert await store.get_state(conversation, "behaviour:alice") == second
+
+
+async def test_a_put_from_a_stale_version_is_a_state_conflict_and_changes_nothing(
+    store: ConversationStore, backend: Backend
+) -> None:
+    conversation = (await turn(store)).conversation.id
+    await store.put_state(conversation, "k", {"n": 1}, None)
+    await store.put_state(conversation, "k", {"n": 2}, 1)
+    before = await backend.snapshot()
+
+    with pytest.raises(StateConflict) as stale:
+        await store.put_state(conversation, "k", {"n": 99}, 1)
+    with pytest.raises(StateConflict):
+        await store.put_state(conversation, "k", {"n": 99}, None)  # "create" when it exists
+    with pytest.raises(StateConflict):
+        await store.put_state(conversation, "other", {"n": 99}, 3)  # a version that never was
+
+    assert stale.value.context["found"] == 2
+    assert await backend.snapshot() == before
+
+
+async def test_only_one_of_two_racing_writers_of_a_version_wins(store: ConversationStore) -> None:
+    conversation = (await turn(store)).conversation.id
+    await store.put_state(conversation, "k", {"n": 0}, None)
+
+    results = await asyncio.gather(
+        store.put_state(conversation, "k", {"n": "a"}, 1),
+        store.put_state(conversation, "k", {"n": "b"}, 1),
+        return_exceptions=True,
+    )
+
+    assert sorted(type(r).__name__ for r in results) == ["StateConflict", "VersionedState"]
+    stored = await store.get_state(conversation, "k")
+    assert stored is not None
+    assert stored.version == 2
+    assert stored in results
+
+
+async def test_states_are_kept_per_conversation_and_key(store: ConversationStore) -> None:
+    one = (await turn(store, user="u1")).conversation.id
+    two = (await turn(store, user="u2")).conversation.id
+    await store.put_state(one, "behaviour:alice", {"who": "one-alice"}, None)
+    await store.put_state(one, "behaviour:bob", {"who": "one-bob"}, None)
+    await store.put_state(two, "behaviour:alice", {"who": "two-alice"}, None)
+
+    found = [
+        await store.get_state(conversation, key)
+        for conversation, key in [
+            (one, "behaviour:alice"),
+            (one, "behaviour:bob"),
+            (two, "behaviour:alice"),
+        ]
+    ]
+    assert [s.value["who"] for s in found if s is not None] == ["one-alice", "one-bob", "two-alice"]
+
+
+async def test_state_of_an_unknown_conversation_is_refused_and_stores_nothing(
+    store: ConversationStore, backend: Backend
+) -> None:
+    await turn(store)
+    before = await backend.snapshot()
+    with pytest.raises(ConversationNotFound):
+        await store.put_state("conv_missing", "k", {"n": 1}, None)
+    assert await store.get_state("conv_missing", "k") is None
+    assert await backend.snapshot() == before
+
+
+@pytest.mark.parametrize("value", [{"when": datetime(2024, 1, 1, tzinfo=UTC)}, {"x": float("nan")}])
+async def test_a_state_that_is_not_json_data_is_invalid_input(
+    store: ConversationStore, backend: Backend, value: dict[str, Any]
+) -> None:
+    conversation = (await turn(store)).conversation.id
+    before = await backend.snapshot()
+    with pytest.raises(InvalidInput):
+        await store.put_state(conversation, "k", value, None)
+    assert await backend.snapshot() == before
+
+
+async def test_state_goes_with_a_discarded_new_conversation(store: ConversationStore) -> None:
+    opened = await turn(store)
+    await store.put_state(opened.conversation.id, "k", {"n": 1}, None)
+    await store.discard_turn(opened)
+    assert await store.get_state(opened.conversation.id, "k") is None
+
+
+# --- groups -------------------------------------------------------------------------------
+
+
+async def test_a_group_keeps_its_members_participants_seed_and_greetings(
+    store: ConversationStore,
+) -> None:
+    conversation = await store.create_group(
+        owner="u1",
+        characters=["alice", "bob"],
+        participants=["u2", "u1"],  # the owner among them is no participant
+        greetings=[("alice", "Hi all!")],
+        seed="s",
+    )
+    group = await store.get_group(conversation.id)
+    assert group is not None
+    assert [(m.character_id, m.muted) for m in group.members] == [("alice", False), ("bob", False)]
+    assert (group.participants, group.seed) == (("u2",), "s")
+    [greeting] = await store.recent_messages(conversation.id, limit=5)
+    assert (greeting.role, greeting.content, greeting.speaker) == (
+        Role.ASSISTANT,
+        "Hi all!",
+        "alice",
+    )
+
+    await store.set_member_muted(conversation.id, "bob", True)
+    group = await store.get_group(conversation.id)
+    assert group is not None
+    assert group.members[1].muted
+    with pytest.raises(ConversationNotFound):
+        await store.set_member_muted(conversation.id, "carol", True)
+
+
+async def test_participants_write_to_a_group_and_outsiders_cannot(store: ConversationStore) -> None:
+    conversation = await store.create_group(
+        owner="u1", characters=["alice", "bob"], participants=["u2"]
+    )
+    opened = await turn(
+        store, "u2", "alice", "hello", conversation_id=conversation.id, speaker="u2", group=True
+    )
+    assert (opened.conversation.id, opened.message.speaker) == (conversation.id, "u2")
+    with pytest.raises(ConversationNotFound):
+        await turn(store, "u3", "alice", "hello", conversation_id=conversation.id, group=True)
+    with pytest.raises(ConversationNotFound):  # a group's conversation takes no 1:1 turn
+        await turn(store, "u1", "alice", "hello", conversation_id=conversation.id)
+    # The owner's one-to-one chat with a member is another conversation.
+    one_to_one = await turn(store, "u1", "alice", "hello")
+    assert one_to_one.conversation.id != conversation.id
+    assert await store.get_group(one_to_one.conversation.id) is None
+
+
+async def test_a_group_needs_two_different_characters(store: ConversationStore) -> None:
+    for characters in (["alice"], ["alice", "alice"], []):
+        with pytest.raises(InvalidInput):
+            await store.create_group(owner="u1", characters=characters)

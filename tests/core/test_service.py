@@ -294,3 +294,33 @@ async def _user(harness: Harness):  # type: ignore[no-untyped-def]
     user = await harness.store.get_user("sam")
     assert user is not None
     return user
+
+
+async def test_lorebook_turn_decorators_count_every_user_turn_beyond_the_window(
+    tmp_path: Path,
+) -> None:
+    every_third = {
+        "name": "tides",
+        "keys": [],
+        "constant": True,
+        "enabled": True,
+        "insertion_order": 100,
+        "extensions": {},
+        "content": "@@activate_only_every 3\nThe tides turn now.",
+    }
+    tidal = Character(
+        id="aria", name="Aria", character_book={"entries": [every_third], "extensions": {}}
+    )
+    h = Harness(tmp_path)
+    h.service = ChatService(
+        catalog=CharacterCatalog([tidal]),
+        store=h.store,
+        routes=ModelRoutes({"fake": h.model}, default="fake"),
+        lock=LocalConversationLock(),
+        settings=TurnSettings(history_messages=2, user_name="Sam"),  # a window of two messages
+    )
+    async with h.store:
+        for _ in range(7):
+            await h.run("Any news?")
+    fired = ["The tides turn now." in str(request.messages) for request in h.model.requests]
+    assert fired == [False, False, True, False, False, True, False]

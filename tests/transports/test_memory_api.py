@@ -160,8 +160,9 @@ def test_a_user_reads_and_forgets_its_own_memory_only(tmp_path: Path) -> None:
         assert [row["details"]["items"] for row in audit.json()] == [1, len(left)]
 
 
-def test_the_memory_api_says_when_memory_is_off(tmp_path: Path) -> None:
+def test_with_memory_off_nothing_is_shown_or_forgotten(tmp_path: Path) -> None:
     with deployment(tmp_path) as d:
-        answer = d.call("alice", "GET", "/api/memory")
-    assert answer.status_code == 503
-    assert "memory is off" in answer.json()["error"]["message"]
+        assert d.chat("alice", text="My name is Alice.").status_code == 200
+        assert d.call("alice", "GET", "/api/memory").json() == []
+        assert d.call("alice", "DELETE", "/api/memory").json() == {"forgotten": 0}
+        assert d.call("alice", "DELETE", "/api/memory/mem_x").status_code == 404

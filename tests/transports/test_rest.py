@@ -20,7 +20,11 @@ def test_health_and_readiness(server: Server) -> None:
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{server.url}/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"storage": "ok", "characters": "ok"}
+    checks = ready.json()["checks"]
+    for name in ("storage", "characters", "coordination", "backends", "backend:fake"):
+        assert checks[name] == "ok", name
+    assert checks["task:heartbeat"] == "ok"
+    assert checks["task:session-sweeper"] == "ok"
 
 
 def test_characters_are_listed_with_their_public_fields(server: Server) -> None:

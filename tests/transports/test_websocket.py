@@ -16,6 +16,7 @@ from personae.app import build_app
 from personae.errors import IllegalTransition
 from personae.testing import FakeChatModel
 from personae.transports.ws_connection import Connection
+from personae.transports.ws_limits import WsLimits
 from personae.transports.ws_state import ConnectionState
 from tests.live_server import live_server
 from tests.transports.conftest import Server, make_settings
@@ -63,6 +64,23 @@ async def test_a_reply_streams_as_numbered_events(ws_server: Server) -> None:
     done = frames[-1]["payload"]
     assert done["message"]["content"] == "Two jumps and a bit of coasting, captain."
     assert done["usage"]["completion_tokens"] == 8
+    await client.close()
+
+
+async def test_fast_tokens_are_coalesced_to_one_delta_frame_per_window(ws_server: Server) -> None:
+    words = [f" w{i}" for i in range(120)]
+    ws_server.model.enqueue(words, delay_s=0.001)  # ~1000 tokens/s, 20 per 20 ms window
+    client, _ = await WsClient.open(ws_server.url, user="sam")
+    conversation = (await client.request("message.send", ARIA))["result"]["conversation"]
+    frames = await client.events_until("message.done", conversation=conversation)
+    deltas = [f for f in frames if f["event"] == "message.delta"]
+    assert delta_text(frames) == "".join(words)
+    assert seqs_covered(frames) == list(range(1, seqs_covered(frames)[-1] + 1))
+    # Every delta frame went out in a window of its own; the windows cover the reply's span,
+    # plus the partial windows at both ends and the one its last frame may have waited for.
+    windows = frames[-1]["payload"]["latency_ms"] / (WsLimits().coalesce_s * 1000)
+    assert 1 < len(deltas) <= windows + 3
+    assert len(deltas) < len(words)
     await client.close()
 
 

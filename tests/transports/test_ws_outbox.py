@@ -8,7 +8,7 @@ def delta(conversation: str, seq: int, text: str) -> dict[str, object]:
     return event_frame("message.delta", {"text": text}, conversation=conversation, seq=seq)
 
 
-async def test_deltas_of_a_conversation_merge_across_other_conversations() -> None:
+def test_deltas_of_a_conversation_merge_across_other_conversations() -> None:
     box = Outbox(limit=100)
     for frame in [
         delta("a", 2, "One"),
@@ -20,14 +20,14 @@ async def test_deltas_of_a_conversation_merge_across_other_conversations() -> No
         delta("a", 6, "late"),  # after a's done: never merged past it
     ]:
         box.put(frame)
-    first = await box.get()
+    first = box.pop()
     merged = box.take_deltas_after(first)
     assert (merged["first_seq"], merged["seq"], merged["payload"]) == (
         2,
         4,
         {"text": "One two three"},
     )
-    rest = [await box.get() for _ in range(len(box))]
+    rest = [box.pop() for _ in range(len(box))]
     assert [(f["conversation"], f["seq"], f["event"]) for f in rest] == [
         ("b", 7, "message.delta"),
         ("b", 8, "message.delta"),
@@ -36,11 +36,11 @@ async def test_deltas_of_a_conversation_merge_across_other_conversations() -> No
     ]
 
 
-async def test_a_gap_stops_the_merge() -> None:
+def test_a_gap_stops_the_merge() -> None:
     box = Outbox(limit=10)
     box.put(delta("a", 2, "x"))
     box.put(delta("a", 4, "z"))
-    first = await box.get()
+    first = box.pop()
     assert box.take_deltas_after(first) is first
     assert len(box) == 1
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pluggy
 
+from personae.channels import plugin as channels_plugin
 from personae.core.ports import ChatModel
 from personae.core.routing import ModelRoutes, RouteRule
 from personae.core.skill_stage import SkillStage
@@ -24,7 +25,7 @@ from personae.plugins.specs import BackendConfig
 from personae.settings import BackendSettings, GuardSettings, Settings
 from personae.skills import plugin as skills_plugin
 
-BUILTIN_PLUGINS = (llm_plugin, skills_plugin)
+BUILTIN_PLUGINS = (llm_plugin, skills_plugin, channels_plugin)
 
 
 def default_backend_name(settings: Settings) -> str:

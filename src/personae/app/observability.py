@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 from personae.core.hub import ConversationHub
 from personae.core.observe import ObserverFanout, TurnObserver
+from personae.core.supervisor import Supervisor
 from personae.llm.pool import BackendPool
 from personae.observability.metrics import Metrics
 from personae.observability.multiprocess import ENV
-from personae.observability.sources import LiveSources
+from personae.observability.sources import ChannelsSource, CharactersSource, LiveSources
 from personae.observability.turn_log import TurnLogObserver
 from personae.settings import Settings
 
@@ -36,26 +34,32 @@ def build_observability(settings: Settings) -> Observability:
     return Observability(observer=ObserverFanout(observers), metrics=metrics)
 
 
-async def watch_live_state(
+def watch_live_state(
     obs: Observability,
-    stack: AsyncExitStack,
     *,
     pool: BackendPool,
     hub: ConversationHub,
     settings: Settings,
+    supervisor: Supervisor,
+    characters: CharactersSource | None = None,
+    channels: ChannelsSource | None = None,
 ) -> None:
-    """Expose the pool, the hub and the connections; in multiprocess mode also publish them
-    every ``metrics.publish_interval_s`` until the stack closes."""
+    """Expose the pool, the hub, the connections, the background tasks and the characters;
+    in multiprocess mode also publish them every ``metrics.publish_interval_s`` (a task of
+    the supervisor's)."""
     metrics = obs.metrics
     if metrics is None:
         return
-    metrics.watch(LiveSources(routing=pool, turns=hub, connections=obs.connections))
+    metrics.watch(
+        LiveSources(
+            routing=pool,
+            turns=hub,
+            connections=obs.connections,
+            tasks=supervisor,
+            characters=characters,
+            channels=channels,
+        )
+    )
     if metrics.multiprocess:
-        task = asyncio.create_task(metrics.publish_every(settings.metrics.publish_interval_s))
-
-        async def stop() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        stack.push_async_callback(stop)
+        interval_s = settings.metrics.publish_interval_s
+        supervisor.start("metrics-publisher", lambda: metrics.publish_every(interval_s))

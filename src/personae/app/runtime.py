@@ -7,7 +7,6 @@ context; ``build_app`` puts the HTTP transport on top of it, with the runtime as
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -18,29 +17,43 @@ import structlog
 from fastapi import FastAPI
 
 from personae.app.backends import build_backends, build_routes, build_skills, load_plugins
+from personae.app.background import (
+    SupervisedWatcher,
+    backend_checks,
+    start_retention,
+    sweep_sessions,
+)
+from personae.app.channels import open_channels
+from personae.app.memory import open_memory
 from personae.app.observability import build_observability, watch_live_state
-from personae.characters.lorebooks import lorebook_attacher
+from personae.app.security import open_security
+from personae.app.uploads import FolderUploads
+from personae.characters.lorebooks import LorebookShelf
 from personae.characters.reload import CharacterFolder
-from personae.characters.watcher import CharacterWatcher
 from personae.coordination.local import LocalConversationLock, LocalEventBus
 from personae.core.admission import Admission
 from personae.core.catalog import CharacterCatalog
+from personae.core.channels import ChannelGateway
 from personae.core.hub import ConversationHub
+from personae.core.memory.capture import memories_of
 from personae.core.moderation import WordFilter
+from personae.core.observe import ObserverFanout
 from personae.core.pii import Redactor
-from personae.core.ports import ChatModel, ConversationStore
+from personae.core.ports import ChatModel, ConversationStore, MemoryStore
 from personae.core.routing import ModelRoutes
 from personae.core.safety import ContentPolicy
 from personae.core.service import ChatService, TurnSettings
 from personae.core.sessions import SessionRegistry
+from personae.core.supervisor import Supervisor
 from personae.core.types import GenerationParams
 from personae.errors import ConfigurationError
 from personae.llm.pool import BackendPool
 from personae.observability.metrics import Metrics
-from personae.security.auth import StaticKeyAuthenticator
+from personae.observability.tracing import Tracing, TracingMiddleware
+from personae.security.auth import KeyAuthenticator
 from personae.settings import Settings
 from personae.storage.sqlite import SqliteConversationStore
-from personae.transports.gateway import Gateway
+from personae.transports.gateway import Gateway, SecurityPorts
 from personae.transports.http import create_http_app
 from personae.transports.websocket import beat_forever
 from personae.transports.ws_limits import WsLimits
@@ -57,10 +70,15 @@ class Runtime:
     backends: BackendPool  # breaker states and per-backend counters, for metrics
     service: ChatService
     hub: ConversationHub
-    authenticator: StaticKeyAuthenticator
-    watcher: CharacterWatcher | None = None  # hot reload of the characters folder
+    authenticator: KeyAuthenticator
+    watcher: SupervisedWatcher | None = None  # hot reload of the characters folder
     metrics: Metrics | None = None  # None: /metrics is off
     connections: set[Any] = field(default_factory=set)  # open WebSocket connections
+    security: SecurityPorts | None = None  # keys, audit, users' data, rate limits
+    supervisor: Supervisor = field(default_factory=Supervisor)  # the background tasks
+    channels: ChannelGateway | None = None  # chat platforms (docs/channels.md); None: none
+    uploads: FolderUploads | None = None  # characters uploaded over the API
+    memory: MemoryStore | None = None  # long-term memory (docs/memory.md); None: off
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -70,6 +88,13 @@ class Runtime:
         except Exception as exc:  # any failure means not ready; say which
             checks["storage"] = f"error: {type(exc).__name__}"
         checks["characters"] = "ok" if len(self.catalog) else "error: no characters loaded"
+        checks["coordination"] = "ok"  # in-process locks and event bus (Redis: a ping)
+        checks.update(backend_checks(self.backends))
+        if self.channels is not None:  # a platform down is reported, not unready: the rest serves
+            for name, health in sorted(self.channels.health().items()):
+                checks[f"channel:{name}"] = "ok" if health == "up" else f"warning: {health}"
+        for name, status in sorted(self.supervisor.status().items()):
+            checks[f"task:{name}"] = status.describe()
         return checks
 
     def gateway(self) -> Gateway:
@@ -83,6 +108,9 @@ class Runtime:
             ws_limits=ws_limits(self.settings),
             connections=self.connections,
             metrics=self.metrics.render if self.metrics is not None else None,
+            security=self.security,
+            uploads=self.uploads,
+            memory=self.memory,
         )
 
 
@@ -91,9 +119,9 @@ def load_characters(settings: Settings) -> CharacterFolder:
     folder = CharacterFolder(
         settings.characters_dir,
         CharacterCatalog(policy=settings.characters_reload),
-        prepare=lorebook_attacher(settings.lorebooks_dir),  # standalone books, by name
+        lorebooks=LorebookShelf(settings.lorebooks_dir),  # standalone books, by name
     )
-    folder.apply(folder.rescan(), announce=False)
+    folder.apply(folder.rescan(with_lorebooks=True), announce=False)
     log.info(
         "characters loaded",
         count=len(folder.catalog),
@@ -118,34 +146,52 @@ def turn_settings(settings: Settings) -> TurnSettings:
         ),
         user_name=settings.user_name,
         log_content=settings.log_content,
+        group_max_replies=settings.limits.group_max_replies,
     )
 
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, backends: Mapping[str, ChatModel] | None = None
+    settings: Settings,
+    *,
+    backends: Mapping[str, ChatModel] | None = None,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open storage and backends, load characters; close everything on exit. ``backends``
-    replaces the configured ones (tests pass a ``FakeChatModel``)."""
+    replaces the configured ones (tests pass a ``FakeChatModel``); ``tracing`` is the
+    caller's (``build_app``'s, or a test's), else made here when ``tracing.enabled``."""
     characters = load_characters(settings)
     catalog = characters.catalog
     async with AsyncExitStack() as stack:
-        store = await stack.enter_async_context(SqliteConversationStore(settings.database_path))
+        # With memory on, each message is stored with its memory items in one transaction.
+        remember = memories_of if settings.memory.enabled else None
+        store = await stack.enter_async_context(
+            SqliteConversationStore(settings.database_path, remember=remember)
+        )
         plugins = load_plugins()
         models = dict(backends) if backends is not None else await build_backends(settings, plugins)
         for model in models.values():
             await stack.enter_async_context(model)
         routes, pool = build_routes(settings, models)
         obs = build_observability(settings)
+        supervisor = Supervisor()
+        memory = await open_memory(settings, stack, supervisor)
+        if tracing is None and settings.tracing.enabled:
+            tracing = Tracing.from_environment()
+            stack.push_async_callback(asyncio.to_thread, tracing.shutdown)
+        security = await open_security(settings, stack, metrics_observer=obs.observer)
+        observer = ObserverFanout([obs.observer, security.observer])
         service = ChatService(
             catalog=catalog,
             store=store,
             routes=routes,
             lock=LocalConversationLock(),
             settings=turn_settings(settings),
-            observer=obs.observer,
+            observer=observer,
             skills=build_skills(plugins),
             content=content_policy(settings),
+            tracer=tracing.tracer if tracing is not None else None,
+            memory=memory.stage if memory is not None else None,
         )
         # Runs before the store closes (exit order is reversed): late partial-reply writes
         # of cancelled turns land first.
@@ -166,16 +212,28 @@ async def open_runtime(
             reject_when_busy=realtime.busy_policy == "reject",
             observer=obs.observer,
         )
-        hub.start(sweep_interval_s=max(1.0, realtime.session_idle_expiry_s / 10))
+        sweep_s = max(1.0, realtime.session_idle_expiry_s / 10)
+        supervisor.start("session-sweeper", lambda: sweep_sessions(hub.sessions, sweep_s))
         # Running turns finish (or end with an error event) before anything closes.
         stack.push_async_callback(hub.close, grace_s=realtime.shutdown_grace_s)
-        await watch_live_state(obs, stack, pool=pool, hub=hub, settings=settings)
-        # Entered last, so it stops first: no reload while the rest shuts down.
-        watcher = (
-            await stack.enter_async_context(CharacterWatcher(characters))
-            if settings.watch_characters
-            else None
+        watcher = SupervisedWatcher(characters)  # also what the metrics read of characters
+        # Entered after the hub, so channels stop first: their replies in flight finish.
+        channels = await open_channels(settings, stack, hub=hub, catalog=catalog, plugins=plugins)
+        watch_live_state(
+            obs,
+            pool=pool,
+            hub=hub,
+            settings=settings,
+            supervisor=supervisor,
+            characters=watcher,
+            channels=channels,
         )
+        if settings.watch_characters:
+            supervisor.start("character-watcher", watcher.run)
+        memory_store = memory.store if memory is not None else None
+        await start_retention(settings, stack, supervisor, metrics=obs.metrics, memory=memory_store)
+        # Pushed last, so it stops first: no reload or sweep while the rest shuts down.
+        stack.push_async_callback(supervisor.close)
         yield Runtime(
             settings=settings,
             catalog=catalog,
@@ -184,10 +242,15 @@ async def open_runtime(
             backends=pool,
             service=service,
             hub=hub,
-            authenticator=StaticKeyAuthenticator(k.get_secret_value() for k in settings.api_keys),
-            watcher=watcher,
+            authenticator=security.authenticator,
+            watcher=watcher if settings.watch_characters else None,
             metrics=obs.metrics,
             connections=obs.connections,
+            security=security.ports,
+            channels=channels,
+            uploads=FolderUploads(characters),
+            supervisor=supervisor,
+            memory=memory_store,
         )
 
 
@@ -217,18 +280,38 @@ def ws_limits(settings: Settings) -> WsLimits:
     )
 
 
-def build_app(settings: Settings, *, backends: Mapping[str, ChatModel] | None = None) -> FastAPI:
+def build_app(
+    settings: Settings,
+    *,
+    backends: Mapping[str, ChatModel] | None = None,
+    tracing: Tracing | None = None,
+) -> FastAPI:
+    """The app over a runtime; ``tracing`` replaces the one ``tracing.enabled`` makes
+    (tests pass one with an in-memory exporter)."""
+    owned = tracing is None and settings.tracing.enabled
+    if owned:
+        tracing = Tracing.from_environment()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, backends=backends) as runtime:
-            app.state.gateway = gateway = runtime.gateway()
-            heartbeat = asyncio.create_task(beat_forever(gateway))
-            try:
-                yield
-            finally:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
-                del app.state.gateway
+        try:
+            async with open_runtime(settings, backends=backends, tracing=tracing) as runtime:
+                app.state.gateway = gateway = runtime.gateway()
+                app.state.channels = runtime.channels
+                runtime.supervisor.start("heartbeat", lambda: beat_forever(gateway))
+                try:
+                    yield
+                finally:
+                    del app.state.gateway
+        finally:
+            if owned and tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)  # export what is queued
 
-    return create_http_app(lifespan=lifespan, max_body_bytes=settings.limits.max_body_bytes)
+    app = create_http_app(
+        lifespan=lifespan,
+        max_body_bytes=settings.limits.max_body_bytes,
+        max_upload_bytes=settings.limits.max_upload_bytes,
+    )
+    if tracing is not None:
+        app.add_middleware(TracingMiddleware, tracing=tracing)  # outermost: sees every request
+    return app

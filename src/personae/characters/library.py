@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from personae.characters.cards import ExportFormat, encode_character
+from personae.characters.cards import ExportFormat, decode_character, encode_character
 from personae.characters.loader import load_characters_dir, read_character_file
 from personae.core.characters import Character
 from personae.errors import CharacterDefinitionError, CharacterNotFound
@@ -40,11 +40,28 @@ def import_files(
         except CharacterDefinitionError as exc:
             outcomes.append(ImportOutcome(path, error=str(exc)))
             continue
+        existing = taken.get(character.id)
+        if existing is not None and existing.resolve() == path.resolve():
+            outcomes.append(ImportOutcome(path, character, target=existing))  # in the folder
+            continue
         outcome = _place(path, character, data, folder, taken, force)
         if outcome.target is not None:
             taken[character.id] = outcome.target
         outcomes.append(outcome)
     return outcomes
+
+
+def import_upload(
+    data: bytes, filename: str, folder: Path, *, force: bool = False
+) -> ImportOutcome:
+    """Validate an uploaded file (its name's suffix says what it is) and place it in ``folder``
+    as ``import_files`` does. Raises ``CharacterDefinitionError`` when it is not a character;
+    a clash with another file is the outcome's ``error``."""
+    name = Path(filename).name or "upload"
+    character = decode_character(data, suffix=Path(name).suffix, source=name)
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = dict(load_characters_dir(folder).files)
+    return _place(Path(name), character, data, folder, taken, force, hint="send force=true")
 
 
 def _place(
@@ -54,17 +71,17 @@ def _place(
     folder: Path,
     taken: dict[str, Path],
     force: bool,
+    *,
+    hint: str = "use --force",
 ) -> ImportOutcome:
     target = folder / f"{character.id}{path.suffix.lower()}"
     existing = taken.get(character.id)
-    if existing is not None and existing.resolve() == path.resolve():
-        return ImportOutcome(path, character, target=existing)  # already in the folder
     if existing is not None and not force:
         return ImportOutcome(
             path,
             character,
             error=f"{path}: id {character.id!r} is already used by {existing.name}; "
-            "use --force to replace it",
+            f"{hint} to replace it",
         )
     owner = next((cid for cid, file in taken.items() if file == target), None)
     if owner is not None and owner != character.id:
@@ -75,7 +92,7 @@ def _place(
         return ImportOutcome(
             path,
             character,
-            error=f"{path}: {target.name} already exists; use --force to replace it",
+            error=f"{path}: {target.name} already exists; {hint} to replace it",
         )
     write_atomically(target, data)
     if existing is not None and existing != target:

@@ -11,7 +11,8 @@ card shared without its world is common), and the character loads without it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -34,6 +35,7 @@ log = structlog.get_logger(__name__)
 class LorebookReport:
     books: dict[str, Lorebook] = field(default_factory=dict)  # by every name it answers to
     files: dict[str, Path] = field(default_factory=dict)  # name -> its file
+    digests: dict[Path, str] = field(default_factory=dict)  # file -> sha256 of its bytes
     errors: list[CharacterDefinitionError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -57,6 +59,11 @@ def read_lorebook_file(path: Path) -> Lorebook:
     return decode_lorebook(read_limited(path, MAX_JSON_BYTES), source=str(path))
 
 
+def _read_with_digest(path: Path) -> tuple[Lorebook, str]:
+    data = read_limited(path, MAX_JSON_BYTES)
+    return decode_lorebook(data, source=str(path)), hashlib.sha256(data).hexdigest()
+
+
 def load_lorebooks_dir(folder: Path) -> LorebookReport:
     """Every lorebook in ``folder``; a missing folder is no error (lorebooks are optional)."""
     report = LorebookReport()
@@ -65,13 +72,14 @@ def load_lorebooks_dir(folder: Path) -> LorebookReport:
     loaded: list[tuple[Path, Lorebook]] = []
     for path in sorted(p for p in folder.iterdir() if is_lorebook_file(p) and p.is_file()):
         try:
-            book = read_lorebook_file(path)
+            book, digest = _read_with_digest(path)
         except CharacterDefinitionError as exc:
             report.errors.append(exc)
             continue
         report.warnings.extend(f"{path}: {warning}" for warning in book.warnings)
         report.books[path.stem] = book
         report.files[path.stem] = path
+        report.digests[path] = digest
         loaded.append((path, book))
     # Own names second, so a file name always wins over another book's ``name``.
     for path, book in loaded:
@@ -106,25 +114,53 @@ def attach_lorebooks(
     return (character.with_lorebooks(tuple(found)) if found else character), warnings
 
 
-def lorebook_attacher(folder: Path) -> Callable[[Character], Character]:
-    """Blocking: read the lorebooks folder once, log what is broken or odd in it, and return
-    what attaches the books to each character read (hot reload's ``prepare``), logging the
-    names no book answers to."""
-    report = load_lorebooks_dir(folder)
-    for error in report.errors:
-        log.error("lorebook not loaded", source=error.source, error=error.message)
-    for warning in report.warnings:
-        log.warning("lorebook loaded with a problem", problem=warning)
-    if report.books:
-        log.info("lorebooks loaded", count=len(set(report.files.values())), folder=str(folder))
+class LorebookShelf:
+    """The standalone lorebooks of one folder as they are now, for the characters folder to
+    attach (``CharacterFolder(lorebooks=...)``). ``reload`` reads the folder again (hot
+    reload calls it when a file there changes); a book whose file became unreadable keeps
+    serving as it was, as a broken character file does."""
 
-    def attach(character: Character) -> Character:
-        attached, missing = attach_lorebooks(character, report.books)
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._report = LorebookReport()
+
+    def reload(self) -> None:
+        """Blocking: read the folder, log what is broken or odd in it."""
+        report = load_lorebooks_dir(self.path)
+        for error in report.errors:
+            kept = self._keep_previous(report, Path(error.source))
+            log.error(
+                "lorebook not loaded" + ("; the previous version keeps serving" if kept else ""),
+                source=error.source,
+                error=error.message,
+            )
+        for warning in report.warnings:
+            log.warning("lorebook loaded with a problem", problem=warning)
+        if report.books:
+            count = len(set(report.files.values()))
+            log.info("lorebooks loaded", count=count, folder=str(self.path))
+        self._report = report
+
+    def _keep_previous(self, report: LorebookReport, path: Path) -> bool:
+        names = [n for n, f in self._report.files.items() if f == path and n not in report.books]
+        for name in names:
+            report.books[name] = self._report.books[name]
+            report.files[name] = path
+            report.digests[path] = self._report.digests[path]
+        return bool(names)
+
+    def attach(self, character: Character) -> tuple[Character, bytes]:
+        """The character with the books it names, and what identifies their content (part
+        of the character's version: an edited book is a new version of its characters)."""
+        attached, missing = attach_lorebooks(character, self._report.books)
         for warning in missing:
             log.warning("lorebook not found", problem=warning)
-        return attached
-
-    return attach
+        digests = [
+            f"{name}={self._report.digests[self._report.files[name]]}"
+            for name in character.lorebook_names
+            if name in self._report.files
+        ]
+        return attached, ";".join(digests).encode()
 
 
 def _is_sillytavern_world(document: object) -> TypeGuard[dict[str, Any]]:

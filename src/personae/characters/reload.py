@@ -26,6 +26,7 @@ from pathlib import Path
 import structlog
 
 from personae.characters.loader import is_character_file, read_character_file
+from personae.characters.lorebooks import LorebookShelf
 from personae.core.catalog import CharacterCatalog, CharacterVersion
 from personae.core.characters import Character
 from personae.errors import CharacterDefinitionError
@@ -45,9 +46,12 @@ class FileRead:
 Prepare = Callable[[Character], Character]
 
 
-def read_file(path: Path, prepare: Prepare | None = None) -> FileRead:
-    """Blocking: read and validate one file; ``prepare`` finishes the character (e.g. attaches
-    the lorebooks it names) before it is served. The hash stays the file's."""
+def read_file(
+    path: Path, prepare: Prepare | None = None, lorebooks: LorebookShelf | None = None
+) -> FileRead:
+    """Blocking: read and validate one file; ``lorebooks`` attaches the standalone books it
+    names, ``prepare`` finishes the character before it is served. The version's hash is the
+    file's, plus the attached books' when there are any."""
     if not (is_character_file(path) and path.is_file()):
         return FileRead(path)
     try:
@@ -56,13 +60,19 @@ def read_file(path: Path, prepare: Prepare | None = None) -> FileRead:
         if not path.exists():  # deleted while being read
             return FileRead(path)
         return FileRead(path, error=exc)
+    if lorebooks is not None:
+        character, books = lorebooks.attach(character)
+        if books:
+            data += b"\0lorebooks:" + books
     if prepare is not None:
         character = prepare(character)
     return FileRead(path, CharacterVersion.of(character, data, source=path.name))
 
 
-def read_files(paths: Iterable[Path], prepare: Prepare | None = None) -> list[FileRead]:
-    return [read_file(path, prepare) for path in sorted(set(paths))]
+def read_files(
+    paths: Iterable[Path], prepare: Prepare | None = None, lorebooks: LorebookShelf | None = None
+) -> list[FileRead]:
+    return [read_file(path, prepare, lorebooks) for path in sorted(set(paths))]
 
 
 def list_folder(folder: Path) -> list[Path]:
@@ -81,10 +91,16 @@ class CharacterFolder:
     """The files of one folder and the characters they serve in ``catalog``."""
 
     def __init__(
-        self, path: Path, catalog: CharacterCatalog, *, prepare: Prepare | None = None
+        self,
+        path: Path,
+        catalog: CharacterCatalog,
+        *,
+        prepare: Prepare | None = None,
+        lorebooks: LorebookShelf | None = None,
     ) -> None:
         self.path = path
         self.catalog = catalog
+        self.lorebooks = lorebooks  # standalone books, attached by name
         self._prepare = prepare
         self._id_of: dict[Path, str] = {}  # file -> the id it serves
         self._owner: dict[str, Path] = {}  # id -> the file serving it
@@ -97,10 +113,14 @@ class CharacterFolder:
 
     def read(self, paths: Iterable[Path]) -> list[FileRead]:
         """Blocking: read these files (changed, added or gone)."""
-        return read_files(paths, self._prepare)
+        return read_files(paths, self._prepare, self.lorebooks)
 
-    def rescan(self) -> list[FileRead]:
-        """Blocking: read every file in the folder, and the known ones that are gone."""
+    def rescan(self, *, with_lorebooks: bool = False) -> list[FileRead]:
+        """Blocking: read every file in the folder, and the known ones that are gone;
+        ``with_lorebooks`` reads the lorebooks folder again first (a book changed: every
+        character that attaches it gets a new version)."""
+        if with_lorebooks and self.lorebooks is not None:
+            self.lorebooks.reload()
         return self.read([*list_folder(self.path), *self.known()])
 
     def apply(self, reads: Sequence[FileRead], *, announce: bool = True) -> None:

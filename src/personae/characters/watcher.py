@@ -1,4 +1,5 @@
-"""Hot reload: a background task that watches the characters folder and applies each change.
+"""Hot reload: a background task that watches the characters folder (and the lorebooks folder,
+when there is one) and applies each change.
 
 ``CharacterWatcher`` is an async context manager that owns one task. The task watches the
 folder with ``watchfiles.awatch`` (a batch is yielded ``step_ms`` after the last change, and at
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +26,7 @@ import structlog
 from watchfiles import Change, awatch
 
 from personae.characters.loader import is_character_file
+from personae.characters.lorebooks import is_lorebook_file
 from personae.characters.reload import CharacterFolder, FileRead
 
 log = structlog.get_logger(__name__)
@@ -68,6 +71,16 @@ class CharacterWatcher:
     ) -> None:
         await self.close()
 
+    async def run(self) -> None:
+        """Watch in the caller's task until cancelled (for a supervisor, which restarts a
+        crashed watcher with a new one); like ``async with``, a watcher runs once."""
+        if self._task is not None or self._stop.is_set():
+            raise RuntimeError("a watcher runs once: this one is running or closed")
+        try:
+            await self._run()
+        finally:
+            self._stop.set()  # the watch thread ends too
+
     async def close(self) -> None:
         """Stop watching: the watch thread sees the stop event within ``step_ms``."""
         task, self._task = self._task, None
@@ -102,9 +115,14 @@ class CharacterWatcher:
         folder = self.folder.path
         if not folder.is_dir():
             raise FileNotFoundError(f"the characters folder {folder} does not exist")
+        # The lorebooks folder too, when there is one: a changed book reloads the books and
+        # every character (those that attach it get a new version).
+        shelf = self.folder.lorebooks
+        books = shelf.path if shelf is not None and shelf.path.is_dir() else None
         caught_up = False
         batches = awatch(
             folder,
+            *([books] if books is not None else []),
             watch_filter=_character_change,
             debounce=self._debounce_ms,
             step=self._step_ms,
@@ -116,12 +134,14 @@ class CharacterWatcher:
         )
         async with contextlib.aclosing(batches):  # the OS watch closes even when we fail
             async for changes in batches:
-                if not caught_up:
+                changed = {Path(name) for _, name in changes}
+                if not caught_up or (books is not None and _under(books, changed)):
                     # The watch is running now: whatever changed before it started is caught.
-                    self._apply(await asyncio.to_thread(self.folder.rescan))
+                    rescan = functools.partial(self.folder.rescan, with_lorebooks=True)
+                    self._apply(await asyncio.to_thread(rescan))
                     caught_up = True
-                elif changes:
-                    paths = {folder / Path(name).name for _, name in changes}
+                elif changed:
+                    paths = {folder / path.name for path in changed}
                     self._apply(await asyncio.to_thread(self.folder.read, paths))
                 if not folder.is_dir():
                     raise FileNotFoundError(f"the characters folder {folder} was removed")
@@ -133,4 +153,9 @@ class CharacterWatcher:
 
 
 def _character_change(_change: Change, path: str) -> bool:
-    return is_character_file(Path(path))
+    return is_character_file(Path(path)) or is_lorebook_file(Path(path))
+
+
+def _under(folder: Path, paths: Iterable[Path]) -> bool:
+    resolved = folder.resolve()
+    return any(path.parent.resolve() == resolved for path in paths)

@@ -24,10 +24,16 @@ from pydantic import (
     SkipValidation,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from personae.core.behaviour.locate import Locations, yaml_locations
+from personae.core.behaviour.parse import parse_behaviour
+from personae.core.behaviour.spec import BehaviourSpec
+from personae.core.behaviour.validate import BehaviourInvalid
 from personae.core.lorebook import Lorebook, parse_book
 from personae.core.types import Role, SamplingOverrides
 from personae.errors import CharacterDefinitionError
@@ -35,6 +41,7 @@ from personae.errors import CharacterDefinitionError
 CHARACTER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 BookName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 _START = re.compile(r"<START>", re.IGNORECASE)
+BEHAVIOUR_IN_CARDS = "extensions.personae.behaviour"  # where a card carries the section
 
 SourceFormat = Literal["yaml", "v1", "v2", "v3"]  # the definition's spec
 Container = Literal["yaml", "json", "png", "charx"]  # the file it came in
@@ -129,6 +136,7 @@ class Character(BaseModel):
     extensions: dict[str, Any] = Field(default_factory=dict)
     model: str | None = None  # a backend name hint for routing
     skills: tuple[str, ...] = ()  # the skills it may use, by name, in trigger order
+    behaviour: dict[str, Any] | None = None  # kept raw; parsed: ``machine`` (docs/behaviour.md)
     generation: GenerationOverrides = GenerationOverrides()
     card_extras: CardExtras = CardExtras()
     source_format: SourceFormat = "yaml"
@@ -156,7 +164,7 @@ class Character(BaseModel):
         # One block per <START>, so dropping examples drops whole conversations.
         return tuple(block for text in value for block in split_examples(text))
 
-    @field_validator("extensions", "character_book")
+    @field_validator("extensions", "character_book", "behaviour")
     @classmethod
     def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
@@ -169,6 +177,32 @@ class Character(BaseModel):
         # Here an error names the field; ``book`` parses again on first use (the field stays raw).
         if value is not None:
             parse_book(value)
+        return value
+
+    @field_validator("behaviour")
+    @classmethod
+    def _behaviour_parses(
+        cls, value: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
+        # Checked against the greetings and skills declared before it; a YAML file passes its
+        # lines in the context (``parse_character_yaml``), so each error names its line.
+        if value is not None:
+            context = info.context or {}
+            locations = context.get("behaviour_locations") or Locations()
+            try:
+                parse_behaviour(
+                    value,
+                    source=context.get("source", ""),
+                    prefix="" if context.get("behaviour_locations") else BEHAVIOUR_IN_CARDS,
+                    locate=locations.line,
+                    duplicates=locations.duplicates,
+                    greetings=len(info.data.get("greetings", ())),
+                    skills=info.data.get("skills", ()),
+                )
+            except BehaviourInvalid as exc:
+                raise PydanticCustomError(
+                    "behaviour", "{problems}", {"problems": str(exc)}
+                ) from exc
         return value
 
     @model_validator(mode="after")
@@ -202,6 +236,15 @@ class Character(BaseModel):
         """The lorebook a SillyTavern card attaches by name (``extensions.world``)."""
         world = self.extensions.get("world")
         return world if isinstance(world, str) and world else None
+
+    @cached_property
+    def machine(self) -> BehaviourSpec | None:
+        """The behaviour section, parsed (it was checked when the character loaded)."""
+        if self.behaviour is None:
+            return None
+        return parse_behaviour(
+            self.behaviour, source=self.id, greetings=len(self.greetings), skills=self.skills
+        )
 
     @cached_property
     def book(self) -> Lorebook | None:
@@ -280,13 +323,18 @@ def parse_character_yaml(text: str, *, source: str) -> Character:
             raise CharacterDefinitionError(
                 f"{key}: set by the reader, not by a file", source=source
             )
-    return validate_character(data, source=source)
+    # Lines for the behaviour section's errors (safe_load keeps none).
+    locations = yaml_locations(text) if data.get("behaviour") is not None else None
+    return validate_character(data, source=source, behaviour_locations=locations)
 
 
-def validate_character(data: dict[str, Any], *, source: str) -> Character:
+def validate_character(
+    data: dict[str, Any], *, source: str, behaviour_locations: Locations | None = None
+) -> Character:
     """Build a Character from plain data, or raise ``CharacterDefinitionError``."""
+    context = {"source": source, "behaviour_locations": behaviour_locations}
     try:
-        return Character.model_validate(data)
+        return Character.model_validate(data, context=context)
     except ValidationError as exc:
         raise CharacterDefinitionError(describe(exc), source=source) from exc
 

@@ -1,6 +1,7 @@
-"""What a turn emits, in order: one ``MessageAck``, any number of ``MessageDelta``, one
-``MessageDone``. A turn that fails raises instead of emitting ``MessageDone``; transports turn
-the exception into their own error frame or status."""
+"""What a turn emits, in order: one ``MessageAck``, a ``StateChanged`` when the character's
+behaviour moved, any number of ``MessageDelta``, one ``MessageDone``. A turn that fails
+raises instead of emitting ``MessageDone``; transports turn the exception into their own
+error frame or status."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class MessageAck:
 class MessageDelta:
     conversation_id: str
     text: str
+    speaker: str | None = None  # in a group: the character replying
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,19 @@ class MessageDone:
     finish_reason: str
 
 
-TurnEvent = MessageAck | MessageDelta | MessageDone
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The character's behaviour state moved this turn (stored before this is emitted).
+    ``changes``: ``{"name", "old", "new"}`` per variable, ``name`` "state" for the state
+    itself; ``state``: the whole state now (``state``, ``variables``, ``turn``)."""
+
+    conversation_id: str
+    character_id: str
+    changes: tuple[dict[str, Any], ...]
+    state: dict[str, Any]
+
+
+TurnEvent = MessageAck | StateChanged | MessageDelta | MessageDone
 
 
 # --- events as clients see them: numbered per conversation --------------------------------
@@ -45,6 +59,7 @@ TurnEvent = MessageAck | MessageDelta | MessageDone
 ACK = "message.ack"
 DELTA = "message.delta"
 DONE = "message.done"
+STATE = "state.changed"
 ERROR = "error"
 
 
@@ -69,6 +84,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         "created_at": message.created_at.isoformat(),
         "model": message.model,
         "character_version": message.character_version,
+        "speaker": message.speaker,
     }
 
 

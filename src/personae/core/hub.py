@@ -31,10 +31,12 @@ from personae.core.events import (
     DELTA,
     DONE,
     ERROR,
+    STATE,
     ConversationEvent,
     MessageAck,
     MessageDelta,
     MessageDone,
+    StateChanged,
     compact,
     expand,
     message_payload,
@@ -151,8 +153,8 @@ class ConversationHub:
         if not self._accepting:
             self.observer.request_rejected("shutting_down")
             raise Overloaded("the server is shutting down", retry_after=5.0)
-        self._service.validate(inbound)
-        key = (inbound.user, inbound.character_id)
+        self._service.check(inbound)
+        key = _lock_key(inbound)
         if self._reject_when_busy and self._busy.get(key):
             self.observer.request_rejected("busy")
             raise Busy("a reply is being generated in this conversation; try again after it")
@@ -187,8 +189,12 @@ class ConversationHub:
         Raises ``ConversationNotFound`` unless ``user`` owns the conversation."""
         owner = await self._store.get_user(user)
         conversation = await self._store.get_conversation(conversation_id)
-        if owner is None or conversation is None or conversation.user_id != owner.id:
+        if owner is None or conversation is None:
             raise ConversationNotFound(conversation_id)
+        if conversation.user_id != owner.id:  # a group's other users may watch it too
+            group = await self._store.get_group(conversation_id)
+            if group is None or user not in group.participants:
+                raise ConversationNotFound(conversation_id)
         self.sessions.add_watcher(conversation_id, user)
         try:
             async with self._bus.subscribe(conversation_id) as live:
@@ -241,10 +247,10 @@ class ConversationHub:
 
     async def _run(self, inbound: InboundMessage, accepted: asyncio.Future[Accepted]) -> None:
         turn = _Turn(inbound, accepted)
-        key = (inbound.user, inbound.character_id)
+        key = _lock_key(inbound)
         self._busy[key] = self._busy.get(key, 0) + 1
         try:
-            async with self._lock.hold(f"{inbound.user}\x00{inbound.character_id}"):
+            async with self._lock.hold("\x00".join(key)):
                 await self._drive_to_an_end(turn)
         except Exception as exc:
             if not accepted.done():  # before the ack: the sender hears of it in its answer
@@ -301,7 +307,13 @@ class ConversationHub:
                 elif isinstance(event, MessageDelta):
                     assert turn.live is not None
                     payload = {"reply_to": turn.live.reply_to, "text": event.text}
+                    if event.speaker is not None:  # a group: whose reply this is
+                        payload["speaker"] = event.speaker
                     await self._bus.publish(turn.live.emit(DELTA, payload))
+                elif isinstance(event, StateChanged):  # logged with the deltas, like them
+                    assert turn.live is not None
+                    state = _state_payload(turn.live.reply_to, event)
+                    await self._bus.publish(turn.live.emit(STATE, state))
                 elif isinstance(event, MessageDone):
                     assert turn.live is not None
                     done = turn.live.emit(DONE, _done_payload(turn.live.reply_to, event))
@@ -337,6 +349,14 @@ class ConversationHub:
         await self._bus.publish(event)
 
 
+def _lock_key(inbound: InboundMessage) -> tuple[str, str]:
+    """Whose turns run one at a time: a user's with one character; a group's, all of them
+    (its users write to one conversation)."""
+    if inbound.character_id:
+        return inbound.user, inbound.character_id
+    return "group", inbound.conversation_id or ""
+
+
 def _accepted(ack: MessageAck, *, ack_seq: int | None) -> Accepted:
     return Accepted(
         conversation_id=ack.conversation.id,
@@ -345,6 +365,15 @@ def _accepted(ack: MessageAck, *, ack_seq: int | None) -> Accepted:
         ack_seq=ack_seq,
         duplicate=ack.duplicate,
     )
+
+
+def _state_payload(reply_to: str, changed: StateChanged) -> dict[str, Any]:
+    return {
+        "reply_to": reply_to,
+        "character": changed.character_id,
+        "changes": list(changed.changes),
+        "state": changed.state,
+    }
 
 
 def _done_payload(reply_to: str, done: MessageDone) -> dict[str, Any]:

@@ -56,6 +56,15 @@ class TurnObserver:
         """A message (or request) was refused before any turn started: ``overloaded``,
         ``busy``, ``shutting_down``, ``rate_limited``, ``too_many_pending``, ..."""
 
+    def skill_called(self, skill: str, *, ok: bool) -> None:
+        """A skill ran in a turn (a slash command or a trigger); ``ok``: it did not fail."""
+
+    def moderation_hit(self, stage: str, action: str, count: int) -> None:
+        """Blocked words matched: ``stage`` input or output, ``action`` block, mask or flag."""
+
+    def recall_finished(self, latency_ms: float, *, hits: int) -> None:
+        """Memory recall for a turn ended (the memory stage calls this), ``hits`` items."""
+
 
 class ObserverFanout(TurnObserver):
     """Passes every call on to several observers, in order."""
@@ -70,6 +79,18 @@ class ObserverFanout(TurnObserver):
     def request_rejected(self, reason: str) -> None:
         for observer in self.observers:
             observer.request_rejected(reason)
+
+    def skill_called(self, skill: str, *, ok: bool) -> None:
+        for observer in self.observers:
+            observer.skill_called(skill, ok=ok)
+
+    def moderation_hit(self, stage: str, action: str, count: int) -> None:
+        for observer in self.observers:
+            observer.moderation_hit(stage, action, count)
+
+    def recall_finished(self, latency_ms: float, *, hits: int) -> None:
+        for observer in self.observers:
+            observer.recall_finished(latency_ms, hits=hits)
 
 
 class TurnTally:

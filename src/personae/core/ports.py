@@ -8,19 +8,32 @@ on exit).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from personae.core.events import ConversationEvent
+from personae.core.memory.items import (
+    EmbeddingSpace,
+    MemoryHit,
+    MemoryItem,
+    NewMemory,
+    Partition,
+)
+from personae.core.memory.recall import DEFAULT_WEIGHTS, RecallWeights
 from personae.core.types import (
+    AccessRole,
+    ApiKey,
+    AuditEntry,
+    Caller,
     ChatRequest,
     Conversation,
     EventRecord,
-    InboundMessage,
+    Group,
+    IssuedKey,
     Message,
     ModelChunk,
     NewMessage,
@@ -28,6 +41,9 @@ from personae.core.types import (
     Principal,
     User,
 )
+
+if TYPE_CHECKING:
+    from personae.core.channels import Receive
 
 
 class Resource:
@@ -108,11 +124,15 @@ class ConversationStore(Resource, abc.ABC):
         new_conversation: bool = False,
         greeting: str | None = None,
         idempotency_key: str | None = None,
+        speaker: str | None = None,
+        group: bool = False,
     ) -> OpenedTurn:
         """Store a user message, durably, in one transaction.
 
         Creates the user if unknown. With ``conversation_id`` the conversation must exist and
-        belong to that user and character (else ``ConversationNotFound``); with
+        belong to that user (or, for a group, count it among its participants) and character
+        (else ``ConversationNotFound``), and be a group's exactly when ``group`` is set (a
+        group's conversation is never picked for a one-to-one turn); with
         ``new_conversation`` a new one is started; with neither, the user's most recently
         active conversation with the character is used, or a new one if there is none. A new
         conversation starts with ``greeting`` as an assistant message when given. Giving both
@@ -121,6 +141,29 @@ class ConversationStore(Resource, abc.ABC):
         With an ``idempotency_key`` the user already used, nothing is written: the result is
         the message stored then, with ``duplicate=True``.
         """
+
+    @abc.abstractmethod
+    async def create_group(
+        self,
+        *,
+        owner: str,
+        characters: Sequence[str],
+        participants: Sequence[str] = (),
+        greetings: Sequence[tuple[str, str]] = (),
+        seed: str | None = None,
+    ) -> Conversation:
+        """Start a group conversation of ``owner`` (an external user id) with ``characters``
+        (at least two, in order) and other users (``participants``, created if unknown);
+        ``greetings`` are (character id, text) replies stored first. ``seed`` drives who
+        speaks (None: the conversation's id)."""
+
+    @abc.abstractmethod
+    async def get_group(self, conversation_id: str) -> Group | None:
+        """The conversation's members and participants; None for a one-to-one chat."""
+
+    @abc.abstractmethod
+    async def set_member_muted(self, conversation_id: str, character_id: str, muted: bool) -> None:
+        """Mute or unmute a member. Raises ``ConversationNotFound`` if it is not one."""
 
     @abc.abstractmethod
     async def discard_turn(self, turn: OpenedTurn) -> None:
@@ -165,46 +208,95 @@ class ConversationStore(Resource, abc.ABC):
     ) -> list[Message]:
         """Messages with ``seq > after_seq``, oldest first."""
 
+    @abc.abstractmethod
+    async def get_state(self, conversation_id: str, key: str) -> VersionedState | None:
+        """The conversation's state under ``key`` (e.g. a character's behaviour), or None."""
+
+    @abc.abstractmethod
+    async def put_state(
+        self,
+        conversation_id: str,
+        key: str,
+        value: Mapping[str, Any],
+        expected_version: int | None,
+    ) -> VersionedState:
+        """Replace the state under ``key`` if its version is still ``expected_version`` (None:
+        there is no state yet); the new version is one more. Raises ``StateConflict`` when the
+        version moved (re-read and try again), ``ConversationNotFound``, ``InvalidInput`` for a
+        value that is not JSON data."""
+
 
 @dataclass(frozen=True, slots=True)
-class MemoryItem:
-    """A remembered piece of text in a (user, character) partition (memory issue)."""
+class VersionedState:
+    """A conversation's state under one key; ``version`` counts its writes, from 1."""
 
-    id: str
-    partition: str
-    text: str
-    kind: str
-    importance: float
-    created_at: datetime
-    source_message_ids: tuple[str, ...] = ()
-    embedding: tuple[float, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryHit:
-    item: MemoryItem
-    score: float
+    conversation_id: str
+    key: str
+    version: int
+    value: Mapping[str, Any]
 
 
 class MemoryStore(Resource, abc.ABC):
-    """Long-term memory: items with full-text and vector search, scoped by partition."""
+    """Long-term memory: items with full-text and vector search, scoped by partition.
+
+    A store has one embedding space (the embedder's model and dimension, or None when there
+    is no embedder): vectors it takes and searches are in that space, and an item without a
+    vector in it is pending until ``set_embeddings`` gives it one. Pending items are still
+    found by full text. See docs/memory.md.
+    """
+
+    space: EmbeddingSpace | None
 
     @abc.abstractmethod
-    async def add(self, items: Sequence[MemoryItem]) -> None: ...
+    async def add(self, items: Sequence[NewMemory]) -> list[MemoryItem]:
+        """Store ``items`` in one transaction, all or nothing; ``InvalidInput`` for a vector
+        outside the store's space."""
 
     @abc.abstractmethod
     async def search(
         self,
-        partition: str,
+        partitions: Sequence[Partition],
         *,
         text: str,
         vector: Sequence[float] | None = None,
         limit: int = 5,
-    ) -> list[MemoryHit]: ...
+        now: datetime,
+        exclude_texts: Sequence[str] = (),
+        weights: RecallWeights = DEFAULT_WEIGHTS,
+    ) -> list[MemoryHit]:
+        """The best ``limit`` items of ``partitions`` for a query: its full-text ranking and,
+        with ``vector``, its vector ranking, fused (``core.memory.recall.fuse``)."""
 
     @abc.abstractmethod
-    async def delete(self, partition: str, item_ids: Sequence[str] | None = None) -> int:
-        """Delete the given items, or the whole partition; returns how many went."""
+    async def get(self, item_ids: Sequence[str]) -> list[MemoryItem]:
+        """The items that exist among ``item_ids``, in that order."""
+
+    @abc.abstractmethod
+    async def list_items(self, partition: Partition, *, limit: int = 100) -> list[MemoryItem]:
+        """The partition's items, newest first."""
+
+    @abc.abstractmethod
+    async def pending_embeddings(self, limit: int = 100) -> list[MemoryItem]:
+        """Items without a vector in the store's space (new, or embedded by another model),
+        oldest first; empty when the store has no space."""
+
+    @abc.abstractmethod
+    async def set_embeddings(self, vectors: Mapping[str, Sequence[float]]) -> int:
+        """Give items (by id) their vector in the store's space, replacing any older one;
+        ids that no longer exist are skipped. Returns how many items were updated."""
+
+    @abc.abstractmethod
+    async def delete(self, partition: Partition, item_ids: Sequence[str] | None = None) -> int:
+        """Delete the given items of the partition, or the whole partition; returns how many
+        went."""
+
+    @abc.abstractmethod
+    async def delete_user(self, user_id: str) -> int:
+        """Delete every item of the user, in every partition."""
+
+    @abc.abstractmethod
+    async def purge_before(self, moment: datetime) -> int:
+        """Delete private items created before ``moment`` (retention; knowledge stays)."""
 
 
 class ConversationLock(abc.ABC):
@@ -234,23 +326,69 @@ class EventBus(Resource, abc.ABC):
 
 
 class RateLimiter(abc.ABC):
-    """Admits or refuses a cost against a key's budget (operations issue)."""
+    """Admits or refuses a cost against a key's budget; one instance is one rate (say, 60
+    per minute) over many keys."""
 
     @abc.abstractmethod
     async def hit(self, key: str, cost: int = 1) -> float | None:
-        """Take ``cost`` from ``key``'s budget: ``None`` if admitted, else seconds to wait."""
-
-
-class Channel(Resource, abc.ABC):
-    """A chat platform adapter: platform updates in, turn events out (channels issue)."""
-
-    name: str
+        """Take ``cost`` from ``key``'s budget: ``None`` if admitted, else seconds to wait.
+        A ``cost`` of 0 only checks that the budget is not spent."""
 
     @abc.abstractmethod
-    def updates(self) -> AsyncIterator[InboundMessage]: ...
+    async def spend(self, key: str, cost: int) -> None:
+        """Take ``cost``, or all that is left: for usage that already happened (the tokens
+        of a finished reply), which cannot be refused, only make the next ``hit`` wait."""
+
+
+class Purgeable(Protocol):
+    """Records that retention purges by age (``core/retention.py``): the memory store, the
+    stored messages, the audit log."""
+
+    async def purge_before(self, moment: datetime) -> int:
+        """Delete the records created before ``moment`` (timezone-aware); how many went."""
+        ...
+
+
+class Channel(abc.ABC):
+    """A chat platform adapter (docs/channels.md): platform messages in, platform messages
+    out. ``personae.channels`` turns inbound messages into turns and a turn's events into
+    ``send``/``edit`` calls; the adapter only speaks the platform's API.
+
+    Failures are ``personae.channels.errors.PlatformError``: ``PlatformRateLimited`` (with
+    ``retry_after``), ``PlatformUnavailable`` (down, 5xx, disconnected: try again later),
+    ``PlatformRejected`` (the request itself was refused: do not repeat it).
+    """
+
+    name: str  # the configured name (several bots of one kind have different names)
+    max_chars: int = 4096  # longest text one platform message may hold
+    edits: bool = False  # a sent message can be edited, so replies stream by edits
+    min_edit_interval_s: float = 1.0  # the platform's edit rate limit, per message
+
+    async def start(self) -> None:
+        """Build clients; no network traffic is required yet."""
+        return
+
+    async def stop(self) -> None:
+        """Close clients; called once, after ``listen`` has ended."""
+        return
 
     @abc.abstractmethod
-    async def deliver(self, inbound: InboundMessage, reply: Message) -> None: ...
+    async def listen(self, receive: Receive, connected: Callable[[], None]) -> None:
+        """Connect, call ``connected()``, then hand every inbound message to ``receive``
+        until cancelled. Raises ``PlatformError`` when the connection is lost; the runner
+        reconnects with backoff. Push-based channels (webhooks) just wait."""
+
+    @abc.abstractmethod
+    async def send(self, chat: str, text: str, *, reply_to: str | None = None) -> str:
+        """Post ``text`` (at most ``max_chars``) to ``chat``; returns the platform message id."""
+
+    async def edit(self, chat: str, message_id: str, text: str) -> None:
+        """Replace a sent message's text (only when ``edits``)."""
+        raise NotImplementedError(f"{self.name} cannot edit messages")
+
+    async def typing(self, chat: str) -> None:
+        """Show that a reply is being written, where the platform can."""
+        return
 
 
 class Authenticator(abc.ABC):
@@ -259,3 +397,93 @@ class Authenticator(abc.ABC):
 
     @abc.abstractmethod
     async def authenticate(self, credential: str | None) -> Principal: ...
+
+
+class KeyStore(Resource, abc.ABC):
+    """Stored API keys (hashed): what ``ApiKeys`` and the authenticator read and write."""
+
+    @abc.abstractmethod
+    async def add(self, key: ApiKey) -> None:
+        """Store a new key; ``Conflict`` if its id is taken."""
+
+    @abc.abstractmethod
+    async def get(self, key_id: str) -> ApiKey | None: ...
+
+    @abc.abstractmethod
+    async def all_keys(self) -> list[ApiKey]:
+        """Every key, revoked and expired ones included, oldest first."""
+
+    @abc.abstractmethod
+    async def revoke(self, key_id: str, at: datetime) -> ApiKey | None:
+        """Mark the key revoked (a second revoke keeps the first time); None if unknown."""
+
+    @abc.abstractmethod
+    async def any_created(self) -> bool:
+        """Whether a key was ever created (revoked ones count: revoking every key must not
+        open the server)."""
+
+
+class ApiKeys(abc.ABC):
+    """Issuing and revoking API keys, for the admin API and the CLI."""
+
+    @abc.abstractmethod
+    async def issue(
+        self,
+        *,
+        role: AccessRole,
+        subject: str,
+        tenant: str,
+        expires_at: datetime | None = None,
+    ) -> IssuedKey:
+        """A new key; its secret exists only in the returned ``token``. ``InvalidInput`` for
+        a subject or tenant that is empty or holds the tenant separator."""
+
+    @abc.abstractmethod
+    async def all_keys(self) -> list[ApiKey]: ...
+
+    @abc.abstractmethod
+    async def revoke(self, key_id: str) -> ApiKey:
+        """Revoke at once (this process stops accepting it immediately); ``NotFound``."""
+
+
+class AuditLog(Resource, abc.ABC):
+    """Who did what, when: admin actions and model calls, kept in the database."""
+
+    @abc.abstractmethod
+    async def record(self, entries: Sequence[AuditEntry]) -> None:
+        """Store entries in one transaction; each ``at`` left None becomes now."""
+
+    @abc.abstractmethod
+    async def query(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Matching entries, oldest first, at most ``limit``."""
+
+
+class UserData(Resource, abc.ABC):
+    """A user's data across the conversation store, for export and erasure."""
+
+    @abc.abstractmethod
+    async def export_user(self, external_user_id: str) -> dict[str, Any] | None:
+        """Everything stored about the user (conversations, messages, events) as JSON data;
+        None if unknown."""
+
+    @abc.abstractmethod
+    async def erase_user(self, external_user_id: str) -> dict[str, int]:
+        """Delete the user with every conversation, message, event and state; returns how
+        many rows of each went (all zero for an unknown user)."""
+
+
+class RequestGate(abc.ABC):
+    """Admits an authenticated caller's request: rate limits by role, per key and per user.
+    The caller is also remembered for the rest of the calling task, so the audit of a model
+    call that the request starts knows who made it."""
+
+    @abc.abstractmethod
+    async def admit(self, caller: Caller) -> None:
+        """Count one request; ``RateLimited`` (with ``retry_after``) when a budget is spent."""

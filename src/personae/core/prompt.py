@@ -169,12 +169,20 @@ def assemble_prompt(
 
 
 def greeting_text(
-    character: Character, *, user_name: str, rng: random.Random | None = None, pick_seed: str = ""
+    character: Character,
+    *,
+    user_name: str,
+    rng: random.Random | None = None,
+    pick_seed: str = "",
+    group: bool = False,
 ) -> str | None:
-    """The first greeting with its macros expanded, or None when the character has none."""
-    if not character.greeting:
+    """The first greeting with its macros expanded, or None when the character has none.
+    In a group chat (``group``) its first ``group_only_greetings`` entry comes first."""
+    text = (character.group_only_greetings[:1] or [character.greeting])[0] if group else ""
+    text = text or character.greeting
+    if not text:
         return None
-    return _Filler(character, user_name, rng or random.Random(), pick_seed)(character.greeting)
+    return _Filler(character, user_name, rng or random.Random(), pick_seed)(text)
 
 
 def _override(own: str, default: str, fill: _Filler) -> str:

@@ -1,6 +1,7 @@
 """ChatService: one turn, from a user's message to a stored reply.
 
     lock (user, character) -> store the user message (durable) -> ack
+      -> skills -> step the behaviour machine (core/behaviour/stage.py) -> state.changed
       -> assemble the prompt under the budget -> stream from the backend -> deltas
       -> store the reply with model, tokens and latency -> done
 
@@ -12,23 +13,30 @@ was before the turn). A turn that fails or is cancelled midway keeps what arrive
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from collections.abc import AsyncGenerator, Awaitable
+from collections import Counter
+from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
 import structlog
 
+from personae.core.behaviour.stage import BehaviourStage, BehaviourTurn
 from personae.core.catalog import CharacterCatalog
 from personae.core.characters import Character
 from personae.core.events import MessageAck, MessageDelta, MessageDone, TurnEvent
-from personae.core.observe import TurnObserver, TurnTally
+from personae.core.group import Member, group_history, next_speakers, nudge
+from personae.core.memory.stage import NoMemory, PromptMemory
+from personae.core.moderation import Hit
+from personae.core.observe import TurnObserver, TurnOutcome, TurnTally
 from personae.core.ports import ChatModel, ConversationLock, ConversationStore
 from personae.core.prompt import AssembledPrompt, PromptBudget, assemble_prompt, greeting_text
 from personae.core.routing import ModelRoutes
 from personae.core.safety import ContentPolicy, TurnGuard
 from personae.core.skill_stage import SkillStage, skill_reply, with_note
 from personae.core.skills import SkillContext
+from personae.core.tracing import Span, Tracer
 from personae.core.types import (
     ChatRequest,
     GenerationParams,
@@ -39,7 +47,15 @@ from personae.core.types import (
     Role,
     Usage,
 )
-from personae.errors import BackendError, BackendProtocolError, InvalidInput, PayloadTooLarge
+from personae.errors import (
+    BackendError,
+    BackendProtocolError,
+    CharacterNotFound,
+    ContentBlocked,
+    ConversationNotFound,
+    InvalidInput,
+    PayloadTooLarge,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +68,7 @@ class TurnSettings:
     generation: GenerationParams = field(default_factory=GenerationParams)
     user_name: str = "User"
     log_content: bool = False  # log the message and reply texts (at debug level)
+    group_max_replies: int = 3  # character replies to one user message in a group, at most
 
 
 class ChatService:
@@ -66,6 +83,8 @@ class ChatService:
         observer: TurnObserver | None = None,
         skills: SkillStage | None = None,
         content: ContentPolicy | None = None,
+        tracer: Tracer | None = None,
+        memory: PromptMemory | None = None,
     ) -> None:
         self._catalog = catalog
         self._store = store
@@ -75,11 +94,31 @@ class ChatService:
         self._observer = observer or TurnObserver()
         self._skills = skills or SkillStage({})
         self._content = content or ContentPolicy()  # moderation + PII (core/safety.py)
+        self._tracer = tracer or Tracer()  # spans per turn and stage (off: a no-op)
+        self._memory = memory or NoMemory()  # profile + recall note (core/memory/stage.py)
+        self._behaviour = BehaviourStage(store, self._skills, user_name=settings.user_name)
         self._finishing: set[asyncio.Future[object]] = set()
 
     def validate(self, inbound: InboundMessage) -> Character:
         """Check a message before any work: raises ``CharacterNotFound`` / ``InvalidInput``."""
         character = self._catalog.get(inbound.character_id)
+        self._check_text(inbound)
+        return character
+
+    @property
+    def user_name(self) -> str:
+        """How prompts and greetings name the user."""
+        return self._settings.user_name
+
+    def check(self, inbound: InboundMessage) -> None:
+        """``validate`` for any message, a group's included (its members are checked when
+        its turn reads the group)."""
+        if inbound.character_id:
+            self.validate(inbound)
+        else:
+            self._check_text(inbound)
+
+    def _check_text(self, inbound: InboundMessage) -> None:
         if not inbound.text.strip():
             raise InvalidInput("the message is empty")
         if len(inbound.text) > self._settings.max_message_chars:
@@ -88,35 +127,56 @@ class ChatService:
                 f"{self._settings.max_message_chars}",
                 limit=self._settings.max_message_chars,
             )
-        self._content.screen(inbound.text)  # raises ContentBlocked
-        return character
+        try:
+            self._content.screen(inbound.text)  # raises ContentBlocked
+        except ContentBlocked:
+            self._observer.moderation_hit("input", "block", 1)
+            raise
 
     async def turn(self, inbound: InboundMessage) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn, yielding its events. Consume it with ``contextlib.aclosing``.
 
         The turn is reported to the observer once it ends, however it ends, and the caller's
-        log context gets ``user``, ``character`` and (once known) ``conversation``."""
+        log context gets ``user``, ``character`` and (once known) ``conversation``.
+
+        A message with no character goes to the group its conversation is (``_group_turn``)."""
+        if not inbound.character_id:
+            async with aclosing(self._group_turn(inbound)) as group_events:
+                async for event in group_events:
+                    yield event
+            return
         character = self.validate(inbound)
         model = self._routes.for_character(character)
         verdict = self._content.screen(inbound.text)
         if verdict.hits:
             log.info("moderation", stage="input", words=[h.word for h in verdict.hits])
+            self._count_hits("input", verdict.hits)
             inbound = replace(inbound, text=verdict.text)  # masked
         guard = self._content.for_turn(model)
         structlog.contextvars.bind_contextvars(user=inbound.user, character=character.id)
         tally = TurnTally()
+        span = self._tracer.start("turn", character=character.id, backend=model.name)
         try:
-            async with aclosing(self._turn(inbound, character, model, guard)) as events:
+            async with aclosing(self._turn(inbound, character, model, guard, span)) as events:
                 async for event in events:
                     tally.saw(event)
                     if isinstance(event, MessageAck):
                         structlog.contextvars.bind_contextvars(conversation=event.conversation.id)
+                        span.set(conversation=event.conversation.id)
                     yield event
         except BaseException as exc:
             tally.ended_by(exc)
+            if tally.outcome not in (TurnOutcome.OK, TurnOutcome.CANCELLED):
+                span.fail(exc)
             raise
         finally:
+            span.set(outcome=tally.outcome.value)
+            span.end()
             self._report(inbound, character, model, tally)
+
+    def _count_hits(self, stage: str, hits: Sequence[Hit]) -> None:
+        for action, count in Counter(h.action.value for h in hits).items():
+            self._observer.moderation_hit(stage, action, count)
 
     def _report(
         self, inbound: InboundMessage, character: Character, model: ChatModel, tally: TurnTally
@@ -131,35 +191,57 @@ class ChatService:
             log.debug("turn content", text=inbound.text, reply=tally.reply_text)
 
     async def _turn(
-        self, inbound: InboundMessage, character: Character, model: ChatModel, guard: TurnGuard
+        self,
+        inbound: InboundMessage,
+        character: Character,
+        model: ChatModel,
+        guard: TurnGuard,
+        span: Span,
     ) -> AsyncGenerator[TurnEvent, None]:
         params = self._params(character, inbound)
         user_name = self._settings.user_name
         greeting = greeting_text(character, user_name=user_name)
         async with self._lock.hold(f"{inbound.user}\x00{character.id}"):
-            opened = await self._store.open_turn(
-                external_user_id=inbound.user,
-                character_id=character.id,
-                text=guard.stored(inbound.text),
-                conversation_id=inbound.conversation_id,
-                new_conversation=inbound.new_conversation,
-                idempotency_key=inbound.idempotency_key,
-                greeting=greeting,
-            )
+            with span.child("open"):  # the user message, stored
+                opened = await self._store.open_turn(
+                    external_user_id=inbound.user,
+                    character_id=character.id,
+                    text=guard.stored(inbound.text),
+                    conversation_id=inbound.conversation_id,
+                    new_conversation=inbound.new_conversation,
+                    idempotency_key=inbound.idempotency_key,
+                    greeting=greeting,
+                )
             yield MessageAck(opened.conversation, opened.message, duplicate=opened.duplicate)
             if opened.duplicate:
                 return
+            behaviour: BehaviourTurn | None = None
             try:
                 if self._catalog.policy == "pin":  # characters_reload: pin
                     character, params = await self._pinned(character, opened, inbound)
-                outcome = await self._skills.step(character, SkillContext.of(inbound, opened))
+                with span.child("skills") as stage:
+                    outcome = await self._skills.step(character, SkillContext.of(inbound, opened))
+                    if outcome.skill is not None:
+                        stage.set(skill=outcome.skill)
+                        ok = outcome.result is None or outcome.result.ok
+                        self._observer.skill_called(outcome.skill, ok=ok)
+                with span.child("behaviour"):
+                    behaviour = await self._behaviour.step(character, opened, inbound)
                 if outcome.reply is None:
-                    prompt = await self._assemble(character, model, opened, inbound.text, params)
+                    with span.child("prompt"):
+                        prompt = await self._assemble(
+                            character, model, opened, inbound.text, params
+                        )
+                    prompt = await self._memory.enrich(prompt, opened, model.count_tokens)
                     prompt = with_note(prompt, outcome.note, model.count_tokens)
+                    if behaviour is not None:
+                        prompt = with_note(prompt, behaviour.note, model.count_tokens)
             except BaseException:
                 if not inbound.durable_ack:
-                    await self._store.discard_turn(opened)
+                    await self._discard(opened, behaviour)
                 raise
+            if behaviour is not None and behaviour.event is not None:
+                yield behaviour.event
             if outcome.reply is not None:  # a slash command: the skill answers, not the model
                 version = self._catalog.version_of(character)
                 generation = skill_reply(
@@ -167,11 +249,90 @@ class ChatService:
                 )
             else:
                 generation = self._generate(
-                    character, model, opened, prompt, params, inbound, guard
+                    character, model, opened, prompt, params, inbound, guard, behaviour, span
                 )
             async with aclosing(generation) as events:
                 async for event in events:
                     yield event
+
+    async def _group_turn(self, inbound: InboundMessage) -> AsyncGenerator[TurnEvent, None]:
+        """One user message to a group: stored once, then answered by the characters
+        ``core/group.py`` picks, one after another, each with its own persona, backend and
+        behaviour, each reply its own message (``speaker`` says whose)."""
+        self._check_text(inbound)
+        if inbound.conversation_id is None:
+            raise InvalidInput("a message to a group names its conversation")
+        group = await self._store.get_group(inbound.conversation_id)
+        if group is None:
+            raise ConversationNotFound(inbound.conversation_id)
+        members = [
+            Member(self._catalog.get(m.character_id), m.muted)
+            for m in group.members
+            if m.character_id in self._catalog  # a character removed since is silent
+        ]
+        if not members:
+            raise CharacterNotFound(group.members[0].character_id)
+        if inbound.speaker is not None and inbound.speaker not in {m.id for m in members}:
+            raise InvalidInput(f"{inbound.speaker!r} is not a member of this group")
+        verdict = self._content.screen(inbound.text)
+        if verdict.hits:
+            self._count_hits("input", verdict.hits)
+            inbound = replace(inbound, text=verdict.text)  # masked
+        structlog.contextvars.bind_contextvars(
+            user=inbound.user, conversation=group.conversation_id
+        )
+        async with self._lock.hold(f"group\x00{group.conversation_id}"):
+            opened = await self._store.open_turn(
+                external_user_id=inbound.user,
+                character_id=group.members[0].character_id,
+                text=inbound.text,
+                conversation_id=group.conversation_id,
+                idempotency_key=inbound.idempotency_key,
+                speaker=inbound.user,
+                group=True,
+            )
+            yield MessageAck(opened.conversation, opened.message, duplicate=opened.duplicate)
+            if opened.duplicate:
+                return
+            # Seeded by the group and the turn: the same seed and messages replay alike.
+            rng = random.Random(f"{group.seed}:{opened.user_turn}")
+            speakers = next_speakers(members, inbound.text, rng=rng, forced=inbound.speaker)
+            names = {m.id: m.character.char_name for m in members}
+            for speaker in speakers[: self._settings.group_max_replies]:
+                async with aclosing(self._group_reply(inbound, opened, speaker, names)) as events:
+                    async for event in events:
+                        yield event
+
+    async def _group_reply(
+        self, inbound: InboundMessage, opened: OpenedTurn, speaker: str, names: Mapping[str, str]
+    ) -> AsyncGenerator[TurnEvent, None]:
+        character = self._catalog.get(speaker)
+        model = self._routes.for_character(character)
+        guard = self._content.for_turn(model)
+        params = self._params(character, inbound)
+        tally = TurnTally()
+        span = self._tracer.start("turn", character=character.id, backend=model.name)
+        try:
+            behaviour = await self._behaviour.step(character, opened, inbound)
+            prompt = await self._assemble(character, model, opened, nudge(character), params, names)
+            if behaviour is not None:
+                prompt = with_note(prompt, behaviour.note, model.count_tokens)
+                if behaviour.event is not None:
+                    yield behaviour.event
+            generation = self._generate(
+                character, model, opened, prompt, params, inbound, guard, behaviour, span, speaker
+            )
+            async with aclosing(generation) as events:
+                async for event in events:
+                    tally.saw(event)
+                    yield event
+        except BaseException as exc:
+            tally.ended_by(exc)
+            raise
+        finally:
+            span.set(outcome=tally.outcome.value)
+            span.end()
+            self._report(inbound, character, model, tally)
 
     async def _pinned(
         self, character: Character, opened: OpenedTurn, inbound: InboundMessage
@@ -193,11 +354,17 @@ class ChatService:
         opened: OpenedTurn,
         text: str,
         params: GenerationParams,
+        names: Mapping[str, str] | None = None,
     ) -> AssembledPrompt:
+        """The prompt for ``character``'s reply to ``text``. With ``names`` (a group: who is
+        who), the whole shared history as this character sees it, and ``text`` the nudge."""
         recent = await self._store.recent_messages(
             opened.conversation.id, limit=self._settings.history_messages + 1
         )
-        history = [m for m in recent if m.id != opened.message.id]
+        if names is None:
+            history = [m for m in recent if m.id != opened.message.id]
+        else:
+            history = group_history(recent, character.id, names)
         return assemble_prompt(
             character,
             history=history,
@@ -205,10 +372,11 @@ class ChatService:
             user_name=self._settings.user_name,
             budget=PromptBudget(
                 context_tokens=model.context_window or self._settings.context_tokens,
-                reply_tokens=params.max_tokens,
+                reply_tokens=params.max_tokens + self._memory.reserved_tokens,  # + its note
             ),
             count_tokens=model.count_tokens,
             pick_seed=opened.conversation.id,  # {{pick:...}} stays the same all conversation
+            turn=opened.user_turn or None,  # the lorebook's @@activate_only_after / _every
         )
 
     def _params(self, character: Character, inbound: InboundMessage) -> GenerationParams:
@@ -226,6 +394,9 @@ class ChatService:
         params: GenerationParams,
         inbound: InboundMessage,
         guard: TurnGuard,
+        behaviour: BehaviourTurn | None,
+        span: Span,
+        speaker: str | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         conversation_id = opened.conversation.id
         request = ChatRequest(
@@ -239,35 +410,42 @@ class ChatService:
         parts: list[str] = []
         usage: Usage | None = None
         finish_reason = "stop"
+        call = span.child("generate", backend=model.name)  # current while the backend runs
         try:
-            async with aclosing(model.stream(request)) as chunks:
+            async with aclosing(call.around(model.stream(request))) as chunks:
                 async for chunk in chunks:
                     if chunk.text:
                         if first_token_at is None:
                             first_token_at = time.perf_counter()
                         if shown := guard.feed(chunk.text):  # PII restored, words masked
                             parts.append(shown)
-                            yield MessageDelta(conversation_id, shown)
+                            yield MessageDelta(conversation_id, shown, speaker)
                     if chunk.usage is not None:
                         usage = chunk.usage
                     if chunk.finish_reason is not None:
                         finish_reason = chunk.finish_reason
             if shown := guard.flush():
                 parts.append(shown)
-                yield MessageDelta(conversation_id, shown)
+                yield MessageDelta(conversation_id, shown, speaker)
             if guard.output_hits:
                 log.info("moderation", stage="output", words=[h.word for h in guard.output_hits])
+                self._count_hits("output", guard.output_hits)
             text = "".join(parts).strip()
             if not text:
                 raise BackendProtocolError("the model returned an empty reply", backend=model.name)
-        except BackendError:
+        except BackendError as exc:
+            call.fail(exc)
             parts.append(guard.flush())
-            await self._settle(model, opened, inbound, parts, started, MessageStatus.INCOMPLETE)
+            status = MessageStatus.INCOMPLETE
+            await self._settle(model, opened, inbound, parts, started, status, behaviour, speaker)
             raise
         except (asyncio.CancelledError, GeneratorExit):
             parts.append(guard.flush())
-            await self._settle(model, opened, inbound, parts, started, MessageStatus.CANCELLED)
+            status = MessageStatus.CANCELLED
+            await self._settle(model, opened, inbound, parts, started, status, behaviour, speaker)
             raise
+        finally:
+            call.end()
 
         latency_ms = (time.perf_counter() - started) * 1000
         usage = usage or Usage(prompt.tokens, model.count_tokens(text))
@@ -281,6 +459,7 @@ class ChatService:
                 completion_tokens=usage.completion_tokens,
                 latency_ms=latency_ms,
                 character_version=self._catalog.version_of(character),
+                speaker=speaker,
             ),
         )
         yield MessageDone(
@@ -300,12 +479,14 @@ class ChatService:
         parts: list[str],
         started: float,
         status: MessageStatus,
+        behaviour: BehaviourTurn | None,
+        speaker: str | None = None,
     ) -> None:
         """End a turn that did not complete: keep what the user saw, or leave no trace."""
         text = "".join(parts).strip()
         if not text:
             if not inbound.durable_ack:  # an acknowledged message stays, reply or not
-                await self._shielded(self._store.discard_turn(opened))
+                await self._shielded(self._discard(opened, behaviour))
             return
         partial = NewMessage(
             role=Role.ASSISTANT,
@@ -314,8 +495,16 @@ class ChatService:
             model=model.name,
             completion_tokens=model.count_tokens(text),
             latency_ms=(time.perf_counter() - started) * 1000,
+            speaker=speaker,
         )
         await self._shielded(self._store.append_message(opened.conversation.id, partial))
+
+    async def _discard(self, opened: OpenedTurn, behaviour: BehaviourTurn | None) -> None:
+        """Leave no trace of the turn: its behaviour step too (a new conversation's state
+        goes with the conversation)."""
+        if behaviour is not None and not opened.created_conversation:
+            await self._behaviour.undo(behaviour)
+        await self._store.discard_turn(opened)
 
     async def _shielded(self, work: Awaitable[object]) -> None:
         # A cancelled caller must not lose the write: it runs as its own task and finishes

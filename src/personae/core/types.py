@@ -99,6 +99,7 @@ class NewMessage:
     completion_tokens: int | None = None
     latency_ms: float | None = None
     character_version: str | None = None  # hash of the character version that wrote a reply
+    speaker: str | None = None  # in a group: the character that replied, the user who wrote
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,23 @@ class Message:
     completion_tokens: int | None = None
     latency_ms: float | None = None
     character_version: str | None = None  # hash of the character version that wrote a reply
+    speaker: str | None = None  # in a group: the character that replied, the user who wrote
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    character_id: str
+    muted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A conversation with several characters and, besides its owner, maybe more users."""
+
+    conversation_id: str
+    members: tuple[GroupMember, ...]
+    participants: tuple[str, ...] = ()  # external ids of users other than the owner
+    seed: str = ""  # who speaks is drawn from it (and the turn): a seed replays the same way
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +149,7 @@ class OpenedTurn:
     created_user: bool
     created_conversation: bool
     duplicate: bool = False  # the idempotency key was seen: ``message`` is the one stored then
+    user_turn: int = 0  # the user's messages in the conversation, this one included (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +163,97 @@ class EventRecord:
     payload: dict[str, Any]
 
 
+class AccessRole(enum.StrEnum):
+    """What a caller may do (docs/operations.md, "Security")."""
+
+    ADMIN = "admin"  # everything, for anyone
+    USER = "user"  # only as itself: its own conversations, events and messages
+    SERVICE = "service"  # on behalf of the end users of its own tenant; never admin routes
+
+
+DEFAULT_TENANT = "default"
+# Separates a tenant from a user name in the user ids of other tenants ("acme/alice"); a name
+# that a non-admin caller gives may not contain it, so no caller can step into another tenant.
+TENANT_SEPARATOR = "/"
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the authenticated key's identity, and the end user it acts for."""
+    """Who is calling: an authenticated key's (or token's) owner, its role and tenant."""
 
     subject: str
-    roles: frozenset[str] = frozenset({"user"})
+    role: AccessRole = AccessRole.USER
+    tenant: str = DEFAULT_TENANT
+    key_id: str | None = None  # the API key that authenticated; None for a token or open mode
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is AccessRole.ADMIN
+
+    def user_id(self, name: str) -> str:
+        """The user id ``name`` has in this caller's tenant: the bare name in the default
+        tenant, ``tenant/name`` in any other, so tenants never share a user."""
+        if self.tenant == DEFAULT_TENANT:
+            return name
+        return f"{self.tenant}{TENANT_SEPARATOR}{name}"
+
+    @property
+    def limit_key(self) -> str:
+        """Names this caller's own rate-limit budget: its key, else role and user id."""
+        return f"key:{self.key_id}" if self.key_id else f"{self.role}:{self.user_id(self.subject)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A request's caller once admitted: who, for which end user (an id in the store), and
+    from which client address."""
+
+    principal: Principal
+    user: str
+    client: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored API key: the secret itself is never kept, only its SHA-256."""
+
+    id: str  # the visible part of the key (``pk_<id>_<secret>``)
+    secret_hash: str  # hex SHA-256 of the secret
+    role: AccessRole
+    subject: str  # the owner: the user it is, or the service it names
+    tenant: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def usable_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A key just created: ``token`` is the whole key, shown once and never stored."""
+
+    key: ApiKey
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One row of the audit log: an admin action or a model call. ``details`` is JSON data
+    (never message text)."""
+
+    action: str  # e.g. "key.create", "user.delete", "model.call"
+    actor: str  # the principal's subject ("cli" for the command line)
+    outcome: str = "ok"
+    target: str | None = None  # what it acted on: a key id, a user id, a character
+    role: str | None = None
+    tenant: str | None = None
+    key_id: str | None = None
+    client: str | None = None  # the client's address
+    details: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None  # set by the log when None
+    id: int | None = None  # set by the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,3 +289,4 @@ class InboundMessage:
     # True when the sender is told the message is stored before the reply (WebSocket ack): the
     # message then stays even if the reply fails. False (HTTP): a failed turn leaves no trace.
     durable_ack: bool = False
+    speaker: str | None = None  # in a group: the character asked to answer (force-speak)

@@ -1,5 +1,11 @@
 """A ChatModel over any OpenAI-compatible ``/v1/chat/completions`` server (vLLM, Ollama,
-llama.cpp server, OpenAI, ...), streaming through the official ``openai`` SDK.
+llama.cpp server, OpenAI, ...), streaming server-sent events over httpx.
+
+Not through the ``openai`` SDK, which the design first chose here: the SDK builds a model
+object for every streamed chunk, and at 300 concurrent streams that alone took over a third
+of the server's CPU (py-spy, bench/ws_streaming.py). A chunk is three fields; this module
+reads them from the JSON itself (``read_chunk``) and checks their types as it goes. The
+official SDK is still what the tests use as a client of Personae's own API.
 
 No retries here: retrying and falling back belong to the routing layer, which sees every
 backend. Errors leave as ``BackendError`` subclasses naming this backend.
@@ -7,15 +13,16 @@ backend. Errors leave as ``BackendError`` subclasses naming this backend.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncGenerator
 from typing import Any, Self
 
-import openai
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+import httpx
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from personae.core.ports import ChatModel
-from personae.core.types import ChatMessage, ChatRequest, ModelChunk, Role, Usage
+from personae.core.types import ChatMessage, ChatRequest, ModelChunk, Usage
 from personae.errors import (
     BackendError,
     BackendProtocolError,
@@ -23,14 +30,27 @@ from personae.errors import (
     BackendUnavailable,
     ConfigurationError,
 )
+from personae.llm.sse import event_data
 from personae.plugins.specs import BackendConfig
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-# Servers that need no key still get one: without it the SDK would read OPENAI_API_KEY from the
-# environment, and settings are meant to arrive only through BackendConfig.
-_NO_KEY = "none"
 # OpenAI rejects participant names containing whitespace or any of <|\/>.
 _NAME_FORBIDDEN = re.compile(r"[\s<|\\/>]+")
+_ERROR_BODY_BYTES = 4096  # of an error answer, enough for its message
+# Trace context only: no baggage, which could carry a client's data to a third party.
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
+
+
+def trace_headers() -> dict[str, str] | None:
+    """W3C ``traceparent`` (and ``tracestate``) of the current span, when tracing is on: the
+    turn makes its ``generate`` span current while the backend runs (core/tracing.py)."""
+    headers: dict[str, str] = {}
+    _TRACE_CONTEXT.inject(headers)
+    return headers or None
+
+
+class StreamFault(Exception):
+    """The server reported an error inside an otherwise healthy stream."""
 
 
 class OpenAICompatChatModel(ChatModel):
@@ -49,12 +69,10 @@ class OpenAICompatChatModel(ChatModel):
         self.model = model
         self.base_url = base_url
         self._api_key = api_key
-        # A read timeout, so it bounds the wait for the first token and every gap after it.
-        self._timeout = openai.Timeout(timeout_s, connect=connect_timeout_s)
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._context_window = context_window
-        self._client: openai.AsyncOpenAI | None = None
+        self._client: httpx.AsyncClient | None = None
 
     @classmethod
     def from_config(cls, config: BackendConfig) -> Self:
@@ -85,61 +103,52 @@ class OpenAICompatChatModel(ChatModel):
 
     async def open(self) -> None:
         if self._client is None:
-            self._client = openai.AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=self._api_key or _NO_KEY,
-                timeout=self._timeout,
-                max_retries=0,
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url.rstrip("/") + "/",
+                headers=headers,
+                # A read timeout, so it bounds the wait for the first token and every gap.
+                timeout=httpx.Timeout(self._timeout_s, connect=self._connect_timeout_s),
+                # No connection cap here: the routing layer bounds each backend's concurrent
+                # generations (llm/pool.py), and a second cap would only queue behind it.
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
             )
 
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            await client.close()
+            await client.aclose()
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ModelChunk, None]:
         if self._client is None:
             raise RuntimeError(f"{self!r} is not open; use it as an async context manager")
-        params = request.params
-        try:
-            response = await self._client.chat.completions.create(
-                model=self.model,
-                messages=[_wire_message(message) for message in request.messages],
-                stream=True,
-                stream_options={"include_usage": True},
-                max_tokens=params.max_tokens,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                stop=list(params.stop) if params.stop else openai.omit,
-                seed=params.seed if params.seed is not None else openai.omit,
-            )
-        except openai.OpenAIError as exc:
-            raise self._map_error(exc) from exc
-
         parts: list[str] = []
         finish_reason: str | None = None
         usage: Usage | None = None
+        midway = False
         try:
-            while True:
-                try:
-                    chunk = await anext(response)
-                except StopAsyncIteration:
-                    break
-                except openai.OpenAIError as exc:
-                    raise self._map_error(exc, midway=True) from exc
-                except ValueError as exc:  # the SSE data was not JSON
-                    raise self._protocol_error(f"unreadable stream event: {exc}") from exc
-                text, reason, chunk_usage = self._read_chunk(chunk)
-                finish_reason = reason or finish_reason
-                usage = chunk_usage or usage
-                if text:
-                    parts.append(text)
-                    yield ModelChunk(text=text)
-        finally:
-            await response.close()
+            async with self._client.stream(
+                "POST", "chat/completions", json=self._body(request), headers=trace_headers()
+            ) as response:
+                await self._check_answer(response)
+                async for data in event_data(response.aiter_lines()):
+                    if data == "[DONE]":
+                        break
+                    text, reason, chunk_usage = read_chunk(json.loads(data))
+                    finish_reason = reason or finish_reason
+                    usage = chunk_usage or usage
+                    if text:
+                        midway = True
+                        parts.append(text)
+                        yield ModelChunk(text=text)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, midway=midway) from exc
+        except StreamFault as exc:
+            raise BackendUnavailable(f"error in stream: {exc}", backend=self.name) from exc
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not the JSON we read
+            raise self._protocol_error(f"malformed stream event: {exc}") from exc
 
         if finish_reason is None:
-            # Also what a server that ignored stream=True and sent plain JSON looks like.
             raise self._protocol_error("the stream ended without a finish reason")
         if usage is None:
             usage = Usage(
@@ -148,80 +157,105 @@ class OpenAICompatChatModel(ChatModel):
             )
         yield ModelChunk(finish_reason=finish_reason, usage=usage)
 
-    def _read_chunk(self, chunk: ChatCompletionChunk) -> tuple[str, str | None, Usage | None]:
-        """Text, finish reason and usage of one chunk. The SDK builds chunks without
-        validating them, so a malformed one shows up here as a missing or mistyped field."""
-        try:
-            usage = None
-            if chunk.usage is not None:
-                usage = Usage(
-                    prompt_tokens=int(chunk.usage.prompt_tokens),
-                    completion_tokens=int(chunk.usage.completion_tokens),
-                )
-            for choice in chunk.choices:
-                if choice.index == 0:
-                    content = choice.delta.content if choice.delta is not None else None
-                    if content is not None and not isinstance(content, str):
-                        raise TypeError(f"content is {type(content).__name__}")
-                    return content or "", choice.finish_reason, usage
-            return "", None, usage
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise self._protocol_error(f"malformed chunk: {exc}") from exc
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        params = request.params
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [_wire_message(message) for message in request.messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.seed is not None:
+            body["seed"] = params.seed
+        return body
+
+    async def _check_answer(self, response: httpx.Response) -> None:
+        if response.status_code >= 400:
+            body = b""
+            async for piece in response.aiter_bytes():
+                body += piece
+                if len(body) >= _ERROR_BODY_BYTES:
+                    break
+            status = response.status_code
+            message = f"HTTP {status}: {_server_message(body[:_ERROR_BODY_BYTES])}"
+            if status == 429 or status >= 500:
+                raise BackendUnavailable(message, backend=self.name, status=status)
+            raise self._protocol_error(message, status=status)
+        kind = response.headers.get("content-type", "")
+        if not kind.startswith("text/event-stream"):
+            # Also what a server that ignored stream=True and sent plain JSON looks like.
+            raise self._protocol_error(f"expected an event stream, got {kind or 'no type'!r}")
+
+    def _transport_error(self, exc: httpx.HTTPError, *, midway: bool) -> BackendError:
+        if isinstance(exc, httpx.ConnectTimeout):
+            return BackendTimeout(
+                f"could not connect within {self._connect_timeout_s} s", backend=self.name
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            waited = "the next token" if midway else "an answer"
+            return BackendTimeout(f"waited {self._timeout_s} s for {waited}", backend=self.name)
+        if isinstance(exc, httpx.ConnectError):
+            return BackendUnavailable(f"cannot reach {self.base_url}: {exc}", backend=self.name)
+        return BackendUnavailable(f"the stream broke off: {exc}", backend=self.name)
 
     def _protocol_error(self, message: str, **context: Any) -> BackendProtocolError:
         return BackendProtocolError(message, backend=self.name, **context)
 
-    def _map_error(self, exc: openai.OpenAIError, *, midway: bool = False) -> BackendError:
-        # APITimeoutError subclasses APIConnectionError, so it is checked first.
-        if isinstance(exc, openai.APITimeoutError):
-            if "Connect" in type(exc.__cause__).__name__:  # the transport's ConnectTimeout
-                message = f"could not connect within {self._connect_timeout_s} s"
-            else:
-                waited = "the next token" if midway else "an answer"
-                message = f"waited {self._timeout_s} s for {waited}"
-            return BackendTimeout(message, backend=self.name)
-        if isinstance(exc, openai.APIConnectionError):
-            cause = f": {exc.__cause__}" if exc.__cause__ else ""
-            if midway:
-                return BackendUnavailable(f"the stream broke off{cause}", backend=self.name)
-            return BackendUnavailable(f"cannot reach {self.base_url}{cause}", backend=self.name)
-        if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            message = f"HTTP {status}: {_server_message(exc)}"
-            if status == 429 or status >= 500:
-                return BackendUnavailable(message, backend=self.name, status=status)
-            return self._protocol_error(message, status=status)
-        if isinstance(exc, openai.APIResponseValidationError):
-            return self._protocol_error(f"unusable response: {exc.message}")
-        if isinstance(exc, openai.APIError):
-            # An error event inside an otherwise healthy stream: the server failed midway.
-            return BackendUnavailable(f"error in stream: {exc.message}", backend=self.name)
-        return self._protocol_error(f"{type(exc).__name__}: {exc}")
+
+def read_chunk(chunk: Any) -> tuple[str, str | None, Usage | None]:
+    """Text, finish reason and usage of one ``chat.completion.chunk``; raises ``TypeError``,
+    ``KeyError`` or ``ValueError`` when it is not one, ``StreamFault`` for an error event."""
+    if not isinstance(chunk, dict):
+        raise TypeError(f"an event is {type(chunk).__name__}, not an object")
+    if "error" in chunk:
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        raise StreamFault(str(message))
+    usage = None
+    if (counted := chunk.get("usage")) is not None:
+        usage = Usage(int(counted["prompt_tokens"]), int(counted["completion_tokens"]))
+    choices = chunk["choices"]
+    if not isinstance(choices, list):
+        raise TypeError(f"choices is {type(choices).__name__}")
+    for choice in choices:
+        if choice.get("index", 0) == 0:
+            delta = choice.get("delta") or {}
+            if not isinstance(delta, dict):
+                raise TypeError(f"delta is {type(delta).__name__}")
+            content = delta.get("content")
+            if content is not None and not isinstance(content, str):
+                raise TypeError(f"content is {type(content).__name__}")
+            reason = choice.get("finish_reason")
+            if reason is not None and not isinstance(reason, str):
+                raise TypeError(f"finish_reason is {type(reason).__name__}")
+            return content or "", reason, usage
+    return "", None, usage
 
 
-def _wire_message(message: ChatMessage) -> ChatCompletionMessageParam:
-    name = _NAME_FORBIDDEN.sub("_", message.name) if message.name else None
-    match message.role:
-        case Role.SYSTEM:
-            if name:
-                return {"role": "system", "content": message.content, "name": name}
-            return {"role": "system", "content": message.content}
-        case Role.USER:
-            if name:
-                return {"role": "user", "content": message.content, "name": name}
-            return {"role": "user", "content": message.content}
-        case Role.ASSISTANT:
-            if name:
-                return {"role": "assistant", "content": message.content, "name": name}
-            return {"role": "assistant", "content": message.content}
+def _wire_message(message: ChatMessage) -> dict[str, str]:
+    wire = {"role": message.role.value, "content": message.content}
+    if message.name:
+        wire["name"] = _NAME_FORBIDDEN.sub("_", message.name)
+    return wire
 
 
-def _server_message(exc: openai.APIStatusError) -> str:
-    """The server's own words: OpenAI-style bodies carry ``{"error": {"message": ...}}``,
-    which the SDK has already unwrapped into ``body``."""
-    body = exc.body
-    if isinstance(body, dict):
-        message = body.get("message") or body.get("detail")
-        if isinstance(message, str) and message:
-            return message
-    return exc.message
+def _server_message(body: bytes) -> str:
+    """The server's own words: OpenAI-style bodies carry ``{"error": {"message": ...}}``."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:300] or "no details"
+    if isinstance(parsed, dict):
+        error = parsed.get("error", parsed)
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("detail")
+            if isinstance(message, str) and message:
+                return message
+        if isinstance(error, str) and error:
+            return error
+    return json.dumps(parsed)[:300]

@@ -32,6 +32,7 @@ class LiveStateCollector(Collector):
 
     def collect(self) -> Iterator[_Family]:
         yield from self._turns()
+        yield from self._background()
         if self.sources.routing is not None:
             routing = self.sources.routing.snapshot()
             yield from _backends(routing.backends.items())
@@ -59,6 +60,51 @@ class LiveStateCollector(Collector):
             gauge = GaugeMetricFamily(name, doc)
             gauge.add_metric([], value)
             yield gauge
+
+    def _background(self) -> Iterator[_Family]:
+        tasks, characters = self.sources.tasks, self.sources.characters
+        if tasks is not None:
+            up = GaugeMetricFamily(
+                "personae_background_task_up",
+                "1 while a supervised background task runs, 0 while it waits to restart.",
+                labels=["task"],
+            )
+            restarts = CounterMetricFamily(
+                "personae_background_task_restarts",
+                "Times a supervised background task crashed and was restarted.",
+                labels=["task"],
+            )
+            for name, status in sorted(tasks.status().items()):
+                up.add_metric([name], 1.0 if status.healthy else 0.0)
+                restarts.add_metric([name], status.restarts)
+            yield up
+            yield restarts
+        if characters is not None:
+            for name, doc, value in (
+                ("personae_characters_loaded", "Characters serving.", characters.loaded),
+                (
+                    "personae_character_files_invalid",
+                    "Character files that do not load now (the version before keeps serving).",
+                    characters.invalid,
+                ),
+            ):
+                gauge = GaugeMetricFamily(name, doc)
+                gauge.add_metric([], value)
+                yield gauge
+            failures = CounterMetricFamily(
+                "personae_character_watch_failures", "Times watching the characters folder failed."
+            )
+            failures.add_metric([], characters.watch_failures)
+            yield failures
+        if self.sources.channels is not None:
+            up = GaugeMetricFamily(
+                "personae_channel_up",
+                "1 while a chat platform channel is connected, 0 while it reconnects or is down.",
+                labels=["channel"],
+            )
+            for name, health in sorted(self.sources.channels.health().items()):
+                up.add_metric([name], 1.0 if health == "up" else 0.0)
+            yield up
 
 
 def _chains(chains: Iterable[tuple[str, ChainLike]]) -> Iterator[_Family]:

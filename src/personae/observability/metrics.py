@@ -42,6 +42,7 @@ from personae.observability.sources import LiveSources
 
 TURN_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 FIRST_TOKEN_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+RECALL_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class TurnMetrics:
@@ -81,6 +82,30 @@ class TurnMetrics:
             "Messages and requests refused before a turn started, by reason (overloaded, "
             "busy, shutting_down, rate_limited, too_many_pending).",
             ["reason"],
+            registry=registry,
+        )
+        self.skill_calls = Counter(
+            "personae_skill_calls",
+            "Skills run in turns (slash commands and triggers), by skill and outcome (ok, error).",
+            ["skill", "outcome"],
+            registry=registry,
+        )
+        self.moderation_hits = Counter(
+            "personae_moderation_hits",
+            "Blocked-word matches, by stage (input, output) and action (block, mask, flag).",
+            ["stage", "action"],
+            registry=registry,
+        )
+        self.recall = Histogram(
+            "personae_memory_recall_seconds",
+            "Memory recall for a turn, from the query to the items found.",
+            buckets=RECALL_SECONDS,
+            registry=registry,
+        )
+        self.retention_purged = Counter(
+            "personae_retention_purged",
+            "Records purged by retention, by kind (messages, memories, audit).",
+            ["kind"],
             registry=registry,
         )
 
@@ -129,6 +154,19 @@ class MetricsObserver(TurnObserver):
         if child is None:
             child = self._by_reason[reason] = self.metrics.rejections.labels(reason)
         child.inc()
+
+    def skill_called(self, skill: str, *, ok: bool) -> None:
+        self.metrics.skill_calls.labels(skill, "ok" if ok else "error").inc()
+
+    def moderation_hit(self, stage: str, action: str, count: int) -> None:
+        self.metrics.moderation_hits.labels(stage, action).inc(count)
+
+    def recall_finished(self, latency_ms: float, *, hits: int) -> None:
+        self.metrics.recall.observe(latency_ms / 1000)
+
+    def purged(self, kind: str, count: int) -> None:
+        """Retention purged ``count`` records of ``kind`` (``RetentionJob(on_purged=...)``)."""
+        self.metrics.retention_purged.labels(kind).inc(count)
 
 
 class _Frozen(Collector):

@@ -86,6 +86,30 @@ class TurnsSource(Protocol):
     def sessions(self) -> Sized: ...
 
 
+class TaskLike(Protocol):
+    @property
+    def healthy(self) -> bool: ...
+    @property
+    def restarts(self) -> int: ...
+
+
+class TasksSource(Protocol):
+    def status(self) -> Mapping[str, TaskLike]: ...  # core.supervisor.Supervisor
+
+
+class CharactersSource(Protocol):
+    @property
+    def loaded(self) -> int: ...  # characters serving
+    @property
+    def invalid(self) -> int: ...  # files that do not load now (a failed reload among them)
+    @property
+    def watch_failures(self) -> int: ...  # times watching the folder failed
+
+
+class ChannelsSource(Protocol):
+    def health(self) -> Mapping[str, str]: ...  # channel name -> "up", "reconnecting: ..."
+
+
 @dataclass(frozen=True, slots=True)
 class LiveSources:
     """The live state behind the gauges and the backend counters; any may be missing."""
@@ -93,3 +117,6 @@ class LiveSources:
     routing: SnapshotSource | None = None  # llm.pool.BackendPool
     turns: TurnsSource | None = None  # core.hub.ConversationHub
     connections: Sized = field(default_factory=tuple)  # open WebSocket connections
+    tasks: TasksSource | None = None  # the background task supervisor
+    characters: CharactersSource | None = None
+    channels: ChannelsSource | None = None  # chat platforms (core.channels.ChannelGateway)

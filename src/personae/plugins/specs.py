@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import pluggy
 
-from personae.core.ports import ChatModel
+from personae.core.ports import Channel, ChatModel
 from personae.core.skills import Skill
 
 PROJECT = "personae"
@@ -50,6 +50,25 @@ class RegisterSkill(Protocol):
     def __call__(self, skill: Skill) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """Everything a channel factory needs to build one channel; ``options`` are
+    kind-specific. ``token`` and ``secret`` come from the environment, never from files."""
+
+    name: str
+    kind: str
+    token: str | None = field(default=None, repr=False)
+    secret: str | None = field(default=None, repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+ChannelFactory = Callable[[ChannelConfig], Channel]
+
+
+class RegisterChannel(Protocol):
+    def __call__(self, kind: str, factory: ChannelFactory) -> None: ...
+
+
 class PersonaeSpecs:
     @hookspec
     def register_chat_models(self, register: RegisterChatModel) -> None:
@@ -59,3 +78,8 @@ class PersonaeSpecs:
     def register_skills(self, register: RegisterSkill) -> None:
         """Register skills (``personae.sdk.Skill`` instances): ``register(DiceSkill())``. A
         character uses the ones its ``skills:`` list names."""
+
+    @hookspec
+    def register_channels(self, register: RegisterChannel) -> None:
+        """Register factories for kinds of chat-platform channel: ``register("telegram",
+        make)`` (docs/channels.md)."""

@@ -1,33 +1,71 @@
-"""API-key authentication. The operations issue brings hashed keys with roles and expiry;
-today keys come from settings, and with none configured the server is open (local use)."""
+"""Authentication: stored API keys (``pk_...``), keys from settings (admin keys, as before
+roles existed), and optional JWTs. With none of them configured and no key ever created,
+the server is open, as an admin, for local use."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 from personae.core.ports import Authenticator
-from personae.core.types import Principal
+from personae.core.types import AccessRole, Principal
 from personae.errors import NotAuthenticated
+from personae.security.api_keys import KeyRegistry, parse_key, secret_matches
+from personae.security.jwt_tokens import JwtVerifier, looks_like_jwt
+
+OPEN_PRINCIPAL = Principal(subject="local", role=AccessRole.ADMIN)
+_INVALID = "the API key is not valid"
 
 
-class StaticKeyAuthenticator(Authenticator):
-    def __init__(self, keys: Iterable[str]) -> None:
-        self._keys = tuple(k.encode() for k in keys if k)
+class KeyAuthenticator(Authenticator):
+    def __init__(
+        self,
+        *,
+        static_keys: Iterable[str] = (),
+        registry: KeyRegistry | None = None,
+        jwt: JwtVerifier | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._static = tuple(k.encode() for k in static_keys if k)
+        self._registry = registry
+        self._jwt = jwt
+        self._clock = clock  # for the key cache
+        self._wall_clock = wall_clock  # for expiry
+        # Once a key exists the server stays closed; until then the store is asked each time.
+        self._sealed = bool(self._static) or jwt is not None
 
-    @property
-    def open(self) -> bool:
-        return not self._keys
+    async def is_open(self) -> bool:
+        if not self._sealed and self._registry is not None:
+            self._sealed = await self._registry.store.any_created()
+        return not self._sealed
 
     async def authenticate(self, credential: str | None) -> Principal:
-        if self.open:
-            return Principal(subject="local")
+        if await self.is_open():
+            return OPEN_PRINCIPAL
         if not credential:
             raise NotAuthenticated("an API key is required (Authorization: Bearer <key>)")
+        presented = parse_key(credential)
+        if presented is not None and self._registry is not None:
+            key = await self._registry.lookup(presented.key_id, self._clock())
+            if key is None or not secret_matches(presented.secret, key.secret_hash):
+                raise NotAuthenticated(_INVALID)
+            if key.revoked_at is not None:
+                raise NotAuthenticated("the API key was revoked")
+            if not key.usable_at(self._wall_clock()):
+                raise NotAuthenticated("the API key has expired")
+            return Principal(key.subject, role=key.role, tenant=key.tenant, key_id=key.id)
+        if self._jwt is not None and looks_like_jwt(credential):
+            return self._jwt.verify(credential)
+        return self._static_key(credential)
+
+    def _static_key(self, credential: str) -> Principal:
         presented = credential.encode()
         # Compare against every key in constant time, so timing tells nothing about which
         # keys exist.
-        matches = [hmac.compare_digest(presented, key) for key in self._keys]
+        matches = [hmac.compare_digest(presented, key) for key in self._static]
         if not any(matches):
-            raise NotAuthenticated("the API key is not valid")
-        return Principal(subject=f"key-{matches.index(True)}")
+            raise NotAuthenticated(_INVALID)
+        return Principal(subject=f"key-{matches.index(True)}", role=AccessRole.ADMIN)

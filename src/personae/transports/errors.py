@@ -18,11 +18,13 @@ log = structlog.get_logger(__name__)
 _STATUS: tuple[tuple[type[errors.PersonaeError], int, str], ...] = (
     (errors.PayloadTooLarge, 413, "invalid_request_error"),
     (errors.InvalidInput, 400, "invalid_request_error"),
+    (errors.CharacterDefinitionError, 400, "invalid_request_error"),
     (errors.PermissionDenied, 403, "permission_error"),
     (errors.NotAuthenticated, 401, "authentication_error"),
     (errors.NotFound, 404, "not_found_error"),
     (errors.Conflict, 409, "invalid_request_error"),
     (errors.Overloaded, 503, "overloaded_error"),
+    (errors.RateLimited, 429, "rate_limit_error"),
     (NotReady, 503, "overloaded_error"),
     (errors.BackendTimeout, 504, "backend_error"),
     (errors.BackendUnavailable, 503, "backend_error"),

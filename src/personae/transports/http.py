@@ -8,9 +8,20 @@ from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
+from starlette.types import ASGIApp
 
 import personae
-from personae.transports import health, openai_api, rest, websocket
+from personae.transports import (
+    admin,
+    channels_http,
+    character_uploads,
+    groups,
+    health,
+    memory_api,
+    openai_api,
+    rest,
+    websocket,
+)
 from personae.transports.body_limit import BodyLimitMiddleware
 from personae.transports.errors import install_error_handlers
 from personae.transports.gateway import Gateway
@@ -19,20 +30,34 @@ from personae.transports.request_context import RequestContextMiddleware
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def create_http_app(*, lifespan: Lifespan, max_body_bytes: int) -> FastAPI:
-    app = FastAPI(
+class PersonaeApp(FastAPI):
+    """FastAPI with ``/ws`` served ahead of the middleware stack (transports/websocket.py)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return websocket.WebSocketLane(super().build_middleware_stack())
+
+
+def create_http_app(
+    *, lifespan: Lifespan, max_body_bytes: int, max_upload_bytes: int | None = None
+) -> FastAPI:
+    app = PersonaeApp(
         title="Personae",
         version=personae.__version__,
         summary="A self-hosted gateway for AI characters.",
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    uploads = {character_uploads.PATH: max_upload_bytes or max_body_bytes}
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, uploads=uploads)
     app.add_middleware(RequestContextMiddleware)  # outermost of ours: every line has a trace_id
     app.include_router(health.router)
     app.include_router(openai_api.router)
     app.include_router(rest.router)
-    app.include_router(websocket.router)
+    app.include_router(admin.router)
+    app.include_router(channels_http.router)
+    app.include_router(character_uploads.router)
+    app.include_router(groups.router)
+    app.include_router(memory_api.router)
     app.add_api_route(
         "/metrics", metrics, methods=["GET"], tags=["health"], response_class=PlainTextResponse
     )

@@ -17,7 +17,7 @@ from personae.core.types import Caller
 from personae.errors import NotFound
 from personae.transports.admin import audit_entry
 from personae.transports.auth import caller
-from personae.transports.gateway import Gateway, NotReady, gateway
+from personae.transports.gateway import Gateway, gateway
 
 router = APIRouter(prefix="/api/memory", tags=["memory"])
 
@@ -55,9 +55,10 @@ class Forgotten(BaseModel):
 async def show_memory(who: ActingFor, gw: Gw, character: Character = None) -> list[MemoryOut]:
     """What is remembered of the user: with one character, or with every one it talked to."""
     store, partitions = await _partitions(gw, who, character)
-    items = []
-    for partition in partitions:
-        items += await store.list_items(partition, limit=PER_CHARACTER)
+    items: list[MemoryItem] = []
+    if store is not None:
+        for partition in partitions:
+            items += await store.list_items(partition, limit=PER_CHARACTER)
     return [MemoryOut.of(item) for item in items]
 
 
@@ -65,7 +66,7 @@ async def show_memory(who: ActingFor, gw: Gw, character: Character = None) -> li
 async def forget_memory(who: ActingFor, gw: Gw, character: Character = None) -> Forgotten:
     """Forget everything remembered of the user (with one character, or with all)."""
     store, partitions = await _partitions(gw, who, character)
-    count = sum([await store.delete(p) for p in partitions])
+    count = sum([await store.delete(p) for p in partitions]) if store is not None else 0
     await _audit(gw, who, character or "*", count)
     return Forgotten(forgotten=count)
 
@@ -74,10 +75,11 @@ async def forget_memory(who: ActingFor, gw: Gw, character: Character = None) -> 
 async def forget_item(item_id: str, who: ActingFor, gw: Gw) -> Forgotten:
     """Forget one remembered item of the user."""
     store, partitions = await _partitions(gw, who, None)
-    found = await store.get([item_id])
+    found = await store.get([item_id]) if store is not None else []
     item = found[0] if found else None
     if item is None or item.partition not in partitions:  # another user's looks unknown
         raise NotFound(f"no memory {item_id!r}", item=item_id)
+    assert store is not None  # an item was found in it
     count = await store.delete(item.partition, [item_id])
     await _audit(gw, who, item_id, count)
     return Forgotten(forgotten=count)
@@ -85,11 +87,11 @@ async def forget_item(item_id: str, who: ActingFor, gw: Gw) -> Forgotten:
 
 async def _partitions(
     gw: Gateway, who: Caller, character: str | None
-) -> tuple[MemoryStore, list[Partition]]:
-    if gw.memory is None:
-        raise NotReady("long-term memory is off on this server")
+) -> tuple[MemoryStore | None, list[Partition]]:
+    """The store and the caller's partitions in it (none when memory is off: nothing is
+    remembered, so there is nothing to show or forget)."""
     user = await gw.store.get_user(who.user)
-    if user is None:
+    if gw.memory is None or user is None:
         return gw.memory, []
     if character is not None:
         return gw.memory, [Partition.private(user.id, character)]

@@ -14,13 +14,13 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from personae.core.events import MessageAck, MessageDelta, MessageDone, TurnEvent
-from personae.core.types import InboundMessage, Principal, SamplingOverrides
+from personae.core.types import Caller, InboundMessage, Principal, SamplingOverrides
 from personae.errors import PersonaeError
-from personae.transports.auth import end_user, principal
+from personae.transports.auth import acting_for, principal, self_caller
 from personae.transports.errors import body_for
 from personae.transports.gateway import Gateway, gateway
 from personae.transports.openai_models import ChatCompletionRequest, chunk_body, completion_body
@@ -32,7 +32,7 @@ NEW_CONVERSATION = "new"  # as the header's value: start a new conversation
 
 @router.get("/models")
 async def list_models(
-    gw: Annotated[Gateway, Depends(gateway)], _: Annotated[Principal, Depends(principal)]
+    gw: Annotated[Gateway, Depends(gateway)], _: Annotated[Caller, Depends(self_caller)]
 ) -> dict[str, Any]:
     return {"object": "list", "data": [_model_card(c.id) for c in gw.catalog.all()]}
 
@@ -41,7 +41,7 @@ async def list_models(
 async def get_model(
     model_id: str,
     gw: Annotated[Gateway, Depends(gateway)],
-    _: Annotated[Principal, Depends(principal)],
+    _: Annotated[Caller, Depends(self_caller)],
 ) -> dict[str, Any]:
     return _model_card(gw.catalog.get(model_id).id)
 
@@ -53,13 +53,15 @@ def _model_card(model_id: str) -> dict[str, Any]:
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
     body: ChatCompletionRequest,
+    request: Request,
     gw: Annotated[Gateway, Depends(gateway)],
-    caller: Annotated[Principal, Depends(principal)],
+    who: Annotated[Principal, Depends(principal)],
     x_personae_conversation: Annotated[str | None, Header()] = None,
 ) -> JSONResponse | StreamingResponse:
     wants_new = x_personae_conversation == NEW_CONVERSATION
+    caller = await acting_for(request, gw, who, body.user)  # role, tenant and rate limits
     inbound = InboundMessage(
-        user=end_user(caller, body.user),
+        user=caller.user,
         character_id=body.model,
         text=body.new_user_text(),
         conversation_id=None if wants_new else x_personae_conversation or None,

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from personae.core.catalog import CharacterCatalog, CharacterVersion
-from personae.core.types import Conversation, Message, Principal
+from personae.core.types import Caller, Conversation, Message
 from personae.errors import ConversationNotFound
-from personae.transports.auth import end_user, principal
+from personae.transports.auth import caller, self_caller
 from personae.transports.gateway import Gateway, gateway
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -105,24 +105,26 @@ class MessageOut(BaseModel):
         )
 
 
-Caller = Annotated[Principal, Depends(principal)]
+# Every route authenticates, checks the role and counts against the caller's rate limits;
+# ``ActingFor`` also resolves the ``user`` query parameter (an end user the caller may act for).
+Admitted = Annotated[Caller, Depends(self_caller)]
+ActingFor = Annotated[Caller, Depends(caller)]
 Gw = Annotated[Gateway, Depends(gateway)]
-UserParam = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 
 @router.get("/characters")
-async def list_characters(gw: Gw, _: Caller) -> list[CharacterOut]:
+async def list_characters(gw: Gw, _: Admitted) -> list[CharacterOut]:
     return [CharacterOut.of(v, gw.catalog) for v in gw.catalog.all_versions()]
 
 
 @router.get("/characters/{character_id}")
-async def get_character(character_id: str, gw: Gw, _: Caller) -> CharacterOut:
+async def get_character(character_id: str, gw: Gw, _: Admitted) -> CharacterOut:
     return CharacterOut.of(gw.catalog.get_version(character_id), gw.catalog)
 
 
 @router.get("/characters/{character_id}/versions")
 async def list_character_versions(
-    character_id: str, gw: Gw, _: Caller
+    character_id: str, gw: Gw, _: Admitted
 ) -> list[CharacterVersionOut]:
     """The versions kept in memory, newest (the one serving) first."""
     versions = gw.catalog.versions(character_id)
@@ -132,12 +134,11 @@ async def list_character_versions(
 @router.get("/conversations")
 async def list_conversations(
     gw: Gw,
-    caller: Caller,
-    user: UserParam = None,
+    acting: ActingFor,
     character: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[ConversationOut]:
-    found = await gw.store.get_user(end_user(caller, user))
+    found = await gw.store.get_user(acting.user)
     if found is None:
         return []
     conversations = await gw.store.list_conversations(found.id, character_id=character, limit=limit)
@@ -148,12 +149,11 @@ async def list_conversations(
 async def list_messages(
     conversation_id: str,
     gw: Gw,
-    caller: Caller,
-    user: UserParam = None,
+    acting: ActingFor,
     after_seq: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[MessageOut]:
-    owner = await gw.store.get_user(end_user(caller, user))
+    owner = await gw.store.get_user(acting.user)
     conversation = await gw.store.get_conversation(conversation_id)
     # Someone else's conversation is reported as missing, not as forbidden: its existence is
     # not the caller's business.

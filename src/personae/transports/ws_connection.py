@@ -1,8 +1,10 @@
 """One WebSocket connection: handshake, requests, subscriptions, heartbeats, back-pressure.
 
-Tasks per connection, under one TaskGroup: the reader (this coroutine), a writer draining the
-outbox, one task per request being handled and one per subscribed conversation. Heartbeats
-come from outside: the server's one heartbeat task calls ``beat`` on every connection.
+Tasks per connection, under one TaskGroup: the reader (this coroutine), a writer while frames
+wait in the outbox, one task per request being handled and one per subscribed conversation.
+Heartbeats come from outside: the server's one heartbeat task calls ``beat`` on every
+connection. An idle connection is the reader alone: every task it does not need costs memory
+times ten thousand connections.
 Any of them ends the connection by raising ``CloseConnection``.
 """
 
@@ -19,10 +21,11 @@ import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from personae.core.hub import ConversationHub
-from personae.core.ports import Authenticator
-from personae.core.types import InboundMessage
-from personae.errors import IllegalTransition, PersonaeError
+from personae.core.ports import Authenticator, RequestGate
+from personae.core.types import Caller, InboundMessage
+from personae.errors import IllegalTransition, PersonaeError, RateLimited
 from personae.transports import ws_frames as frames
+from personae.transports.auth import end_user
 from personae.transports.request_context import new_trace_id
 from personae.transports.ws_limits import Bucket, WsLimits
 from personae.transports.ws_outbox import Outbox, OutboxFull
@@ -39,11 +42,14 @@ class Connection:
         hub: ConversationHub,
         authenticator: Authenticator,
         limits: WsLimits,
+        gate: RequestGate | None = None,
     ) -> None:
         self.ws = websocket
         self.hub = hub
         self.authenticator = authenticator
         self.limits = limits
+        self.gate = gate  # rate limits per key and user; None: none
+        self.caller: Caller | None = None  # known after the handshake
         self.state = ConnectionState.CONNECTING
         self.user = ""
         self.outbox = Outbox(limit=limits.outbox_frames)
@@ -52,6 +58,8 @@ class Connection:
         self._bucket = Bucket(limits.requests_per_s, limits.request_burst)
         self._refused_in_a_row = 0
         self._group: asyncio.TaskGroup | None = None
+        self._writing = False  # a writer task is draining the outbox
+        self._last_window = -1  # the coalescing window of the last delta frame sent
         self._last_heard = time.monotonic()
 
     def _move(self, to: ConnectionState) -> None:
@@ -78,9 +86,9 @@ class Connection:
             hello_id, params = await self._handshake()
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                group.create_task(self._write())
                 hello = await self._hello(hello_id, params)
-                self.outbox.put(frames.result_frame(hello_id, hello))
+                del params  # done with: a held connection keeps nothing of its connect frame
+                self._put(frames.result_frame(hello_id, hello))
                 await self._read()
                 raise CloseConnection(1000, "bye")
         except* CloseConnection as group:
@@ -102,7 +110,7 @@ class Connection:
     async def _flush(self, *, deadline_s: float) -> None:
         async with asyncio.timeout(deadline_s):
             while len(self.outbox):
-                await self._send_now(await self.outbox.get())
+                await self._send_now(self.outbox.pop())
 
     # --- handshake ---------------------------------------------------------------------------
 
@@ -128,10 +136,21 @@ class Connection:
             raise CloseConnection(1002, "unsupported protocol version")
         try:
             principal = await self.authenticator.authenticate(params.token)
+            client = self.ws.client.host if self.ws.client else None
+            # Whom the connection acts for: a user only itself, a service its tenant's users.
+            self.caller = Caller(principal, end_user(principal, params.user), client)
+            await self._admit()
+        except RateLimited as exc:
+            await self._send_now(
+                frames.error_frame(
+                    request.id, exc.code, exc.message, retryable=True, retry_after=exc.retry_after
+                )
+            )
+            raise CloseConnection(1013, "rate limited") from None
         except PersonaeError as exc:
             await self._send_now(frames.error_frame(request.id, exc.code, exc.message))
             raise CloseConnection(1008, "not authenticated") from None
-        self.user = params.user or principal.subject
+        self.user = self.caller.user
         # The connection's own log context; the tasks it starts from now on inherit it.
         structlog.contextvars.bind_contextvars(user=self.user)
         self._move(ConnectionState.ACTIVE)
@@ -260,15 +279,17 @@ class Connection:
     # --- requests -----------------------------------------------------------------------------
 
     async def _send_message(self, params: frames.SendParams, request_id: str) -> dict[str, Any]:
+        await self._admit()  # in this request's task: the turn it starts is audited as ours
         accepted = await self.hub.send(
             InboundMessage(
                 user=self.user,
-                character_id=params.character,
+                character_id=params.character or "",  # "": the conversation's group
                 text=params.text,
                 conversation_id=params.conversation,
                 new_conversation=params.new_conversation,
                 channel="ws",
                 idempotency_key=params.idempotency_key,
+                speaker=params.speaker,
             )
         )
         result = {
@@ -289,6 +310,8 @@ class Connection:
         return {"cancelled": self.hub.cancel(params.conversation, self.user)}
 
     async def _subscribe_request(self, params: frames.SubscribeParams) -> dict[str, Any]:
+        await self._admit()
+        # The hub's watch refuses a conversation this connection's user does not own.
         await self._subscribe(params.conversation, params.after_seq)
         return {"conversation": params.conversation, "after_seq": params.after_seq}
 
@@ -300,6 +323,11 @@ class Connection:
 
     async def _ping(self, params: frames.EmptyParams) -> dict[str, Any]:
         return {"pong": time.time()}
+
+    async def _admit(self) -> None:
+        """Count a request against the caller's rate limits (``RateLimited``)."""
+        if self.gate is not None and self.caller is not None:
+            await self.gate.admit(self.caller)
 
     # --- subscriptions, writing, heartbeats ---------------------------------------------------
 
@@ -340,24 +368,40 @@ class Connection:
             self.outbox.put(frame)
         except OutboxFull:
             raise CloseConnection(1013, "slow consumer: too many frames waiting") from None
+        if not self._writing and self._group is not None:
+            self._writing = True
+            writer = self._write()
+            try:
+                self._group.create_task(writer)
+            except RuntimeError:  # the group is ending: so is the connection (``_close`` flushes)
+                writer.close()  # never started: closed, not left for the collector to warn of
+                self._writing = False
 
     async def _write(self) -> None:
-        window_ends = 0.0
-        while True:
-            frame = await self.outbox.get()
-            if frame.get("event") == "message.delta":
-                # At most one delta frame per coalescing window: wait out the window, then
-                # send everything that queued up for this conversation as one frame. The next
-                # window starts where this one ended, not when the sleep happened to wake up,
-                # so late wake-ups do not push every later delta back.
-                now = time.monotonic()
-                if now < window_ends:
-                    await asyncio.sleep(window_ends - now)
-                    window_ends += self.limits.coalesce_s
-                else:
-                    window_ends = now + self.limits.coalesce_s
-                frame = self.outbox.take_deltas_after(frame)
-            await self._send_now(frame)
+        """Send what waits in the outbox, then end; the next ``_put`` starts a new writer."""
+        try:
+            while len(self.outbox):
+                frame = self.outbox.pop()
+                if frame.get("event") == "message.delta":
+                    frame = await self._coalesce(frame)
+                await self._send_now(frame)
+        finally:
+            self._writing = False
+
+    async def _coalesce(self, frame: dict[str, Any]) -> dict[str, Any]:
+        # At most one delta frame per coalescing window: a delta whose window has had its frame
+        # waits for the next window, then goes out with everything of its conversation that
+        # queued up meanwhile. Windows are fixed slots of the clock, not spans counted from the
+        # last send: counted from the last send, one late frame would make every later one
+        # wait as long (tokens arriving every 20 ms would all lag by the worst delay yet).
+        slot_s = self.limits.coalesce_s
+        now = time.monotonic()
+        window = int(now / slot_s)
+        if window <= self._last_window:
+            window = self._last_window + 1
+            await asyncio.sleep(window * slot_s - now)
+        self._last_window = window
+        return self.outbox.take_deltas_after(frame)
 
     async def _send_now(self, frame: dict[str, Any]) -> None:
         try:

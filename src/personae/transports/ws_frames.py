@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PROTOCOL_VERSION = 1
 SUPPORTED = range(1, PROTOCOL_VERSION + 1)
@@ -46,11 +46,21 @@ class ConnectParams(_Params):
 
 
 class SendParams(_Params):
-    character: str = Field(min_length=1, max_length=64)
+    # No character: the conversation is a group's, and its members answer.
+    character: str | None = Field(default=None, min_length=1, max_length=64)
     text: str
     conversation: str | None = Field(default=None, max_length=128)
     new_conversation: bool = False
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
+    speaker: str | None = Field(default=None, min_length=1, max_length=64)  # group: who answers
+
+    @model_validator(mode="after")
+    def _names_whom(self) -> SendParams:
+        if self.character is None and (self.conversation is None or self.new_conversation):
+            raise ValueError("name a character, or the conversation of a group")
+        if self.speaker is not None and self.character is not None:
+            raise ValueError("speaker is for groups: send it without a character")
+        return self
 
 
 class ConversationParams(_Params):

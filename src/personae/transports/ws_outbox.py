@@ -1,9 +1,11 @@
 """A connection's outgoing frames: bounded, so that one slow reader costs one connection, and
-able to merge a run of queued deltas into one frame (at most one delta frame per ~20 ms)."""
+able to merge a run of queued deltas into one frame (at most one delta frame per ~20 ms).
+
+It is a plain queue with no waiting in it: the connection runs a writer task only while frames
+wait (``Connection._put`` starts one), so an idle connection holds no writer at all."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from typing import Any
 
@@ -15,7 +17,6 @@ class OutboxFull(Exception):
 class Outbox:
     def __init__(self, *, limit: int) -> None:
         self._frames: deque[dict[str, Any]] = deque()
-        self._ready = asyncio.Event()
         self._limit = limit
 
     def __len__(self) -> int:
@@ -25,12 +26,9 @@ class Outbox:
         if len(self._frames) >= self._limit:
             raise OutboxFull
         self._frames.append(frame)
-        self._ready.set()
 
-    async def get(self) -> dict[str, Any]:
-        while not self._frames:
-            self._ready.clear()
-            await self._ready.wait()
+    def pop(self) -> dict[str, Any]:
+        """The oldest frame; ``IndexError`` when there is none."""
         return self._frames.popleft()
 
     def take_deltas_after(self, frame: dict[str, Any]) -> dict[str, Any]:

@@ -153,6 +153,7 @@ def _to_character(
         "character_book": d.character_book,
         "lorebooks": lorebooks,
         "skills": _skill_names(d.extensions, source),
+        "behaviour": d.extensions.get(PERSONAE_KEY, {}).get("behaviour"),
         "extensions": d.extensions,
         "model": model,
         "generation": generation,
@@ -278,6 +279,9 @@ def _extensions(c: Character) -> dict[str, Any]:
         ours["skills"] = list(c.skills)
     if c.lorebooks:  # a native character's books; a card's own are already in ``ours``
         ours["lorebooks"] = list(c.lorebooks)
+    ours.pop("behaviour", None)  # like skills: the field is the truth
+    if c.behaviour is not None:
+        ours["behaviour"] = c.behaviour
     if ours:
         extensions[PERSONAE_KEY] = ours
     elif extensions.get(PERSONAE_KEY):  # it held only what the fields no longer say

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlean
+import sqlite_vec
 
 from personae.errors import StorageError
 
@@ -32,6 +33,10 @@ def connect(path: Path) -> Connection:
     conn = sqlean.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
         conn.row_factory = sqlean.Row
+        # sqlite-vec (vec0 tables for memory vectors); extension loading is closed again after.
+        conn.enable_load_extension(True)
+        sqlite_vec.load(conn)
+        conn.enable_load_extension(False)
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StorageError(f"{path}: cannot use WAL journal mode (got {mode!r})", path=path)

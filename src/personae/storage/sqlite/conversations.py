@@ -8,15 +8,17 @@ handed out twice, even to another process writing the same file.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from personae.core.ports import ConversationStore
+from personae.core.memory.items import NewMemory, Partition
+from personae.core.ports import ConversationStore, VersionedState
 from personae.core.types import (
     Conversation,
     EventRecord,
+    Group,
     Message,
     NewMessage,
     OpenedTurn,
@@ -24,9 +26,9 @@ from personae.core.types import (
     User,
 )
 from personae.errors import ConversationNotFound, InvalidInput
-from personae.storage.sqlite import event_log
-from personae.storage.sqlite.connection import Connection, SqliteDatabase, transaction
-from personae.storage.sqlite.migrations import migrate
+from personae.storage.sqlite import event_log, groups, memory_rows, state
+from personae.storage.sqlite.connection import Connection, transaction
+from personae.storage.sqlite.resource import SqliteResource
 from personae.storage.sqlite.rows import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
@@ -58,20 +60,16 @@ WHERE id = :id
 """
 
 
-class SqliteConversationStore(ConversationStore):
-    def __init__(self, path: Path) -> None:
-        self._db = SqliteDatabase(path)
+#: What a stored message leaves in long-term memory (``core.memory.capture.memories_of``).
+Remember = Callable[[Message, Conversation], Sequence[NewMemory]]
 
-    async def open(self) -> None:
-        await self._db.open()
-        try:
-            await self._db.run("migrate the database schema", migrate)
-        except BaseException:
-            await self._db.close()
-            raise
 
-    async def close(self) -> None:
-        await self._db.close()
+class SqliteConversationStore(SqliteResource, ConversationStore):
+    def __init__(self, path: Path, *, remember: Remember | None = None) -> None:
+        super().__init__(path)
+        # With ``remember``, a user message and a reply are stored with their memory items
+        # (pending embedding) in the message's own transaction: both or neither.
+        self._remember = remember
 
     async def open_turn(
         self,
@@ -83,7 +81,11 @@ class SqliteConversationStore(ConversationStore):
         new_conversation: bool = False,
         greeting: str | None = None,
         idempotency_key: str | None = None,
+        speaker: str | None = None,
+        group: bool = False,
     ) -> OpenedTurn:
+        if group and conversation_id is None:
+            raise InvalidInput("a message to a group names its conversation")
         if new_conversation and conversation_id is not None:
             raise InvalidInput("name a conversation or ask for a new one, not both")
 
@@ -97,7 +99,9 @@ class SqliteConversationStore(ConversationStore):
                 conversation = (
                     None
                     if new_conversation
-                    else _find_conversation(conn, user.id, character_id, conversation_id)
+                    else _find_conversation(
+                        conn, user.id, character_id, conversation_id, group=group
+                    )
                 )
                 created_conversation = conversation is None
                 if conversation is None:
@@ -106,23 +110,72 @@ class SqliteConversationStore(ConversationStore):
                         greet = NewMessage(Role.ASSISTANT, greeting)
                         conversation = _insert_message(conn, conversation, greet)[1]
                 message, conversation = _insert_message(
-                    conn, conversation, NewMessage(Role.USER, text)
+                    conn, conversation, NewMessage(Role.USER, text, speaker=speaker)
                 )
+                self._memorise(conn, message, conversation)
                 if idempotency_key is not None:
                     conn.execute(
                         "INSERT INTO idempotency_keys (user_id, key, message_id, created_at)"
                         " VALUES (?, ?, ?, ?)",
                         (user.id, idempotency_key, message.id, as_text(message.created_at)),
                     )
-                return OpenedTurn(user, conversation, message, created_user, created_conversation)
+                (user_turn,) = conn.execute(
+                    "SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'user'",
+                    (conversation.id,),
+                ).fetchone()
+                return OpenedTurn(
+                    user,
+                    conversation,
+                    message,
+                    created_user,
+                    created_conversation,
+                    user_turn=user_turn,
+                )
 
         return await self._db.run("store the user message", work)
 
+    async def create_group(
+        self,
+        *,
+        owner: str,
+        characters: Sequence[str],
+        participants: Sequence[str] = (),
+        greetings: Sequence[tuple[str, str]] = (),
+        seed: str | None = None,
+    ) -> Conversation:
+        def work(conn: Connection) -> Conversation:
+            with transaction(conn):
+                user, _ = _ensure_user(conn, owner)
+                others = [_ensure_user(conn, p)[0].id for p in participants if p != owner]
+                conversation = _create_conversation(conn, user.id, characters[0])
+                groups.add(conn, conversation.id, characters, others, seed or conversation.id)
+                for character_id, text in greetings:
+                    greeting = NewMessage(Role.ASSISTANT, text, speaker=character_id)
+                    conversation = _insert_message(conn, conversation, greeting)[1]
+                return conversation
+
+        if not characters:
+            raise InvalidInput("a group needs at least two different characters")
+        return await self._db.run("start a group", work)
+
+    async def get_group(self, conversation_id: str) -> Group | None:
+        return await self._db.run("read a group", lambda conn: groups.read(conn, conversation_id))
+
+    async def set_member_muted(self, conversation_id: str, character_id: str, muted: bool) -> None:
+        def work(conn: Connection) -> None:
+            with transaction(conn):
+                groups.set_muted(conn, conversation_id, character_id, muted)
+
+        await self._db.run("mute a group member", work)
+
     async def discard_turn(self, turn: OpenedTurn) -> None:
+        message = turn.message
+
         def work(conn: Connection) -> None:
             with transaction(conn):
                 # Cascades to its idempotency key.
                 conn.execute("DELETE FROM messages WHERE id = ?", (turn.message.id,))
+                memory_rows.delete_sources(conn, _partition(turn), [message.id], message.created_at)
                 if turn.created_conversation:
                     # Cascades to the greeting.
                     conn.execute("DELETE FROM conversations WHERE id = ?", (turn.conversation.id,))
@@ -141,9 +194,15 @@ class SqliteConversationStore(ConversationStore):
         def work(conn: Connection) -> Message:
             with transaction(conn):
                 conversation = _conversation(conn, conversation_id)
-                return _insert_message(conn, conversation, message)[0]
+                stored, conversation = _insert_message(conn, conversation, message)
+                self._memorise(conn, stored, conversation)
+                return stored
 
         return await self._db.run("store the message", work)
+
+    def _memorise(self, conn: Connection, message: Message, conversation: Conversation) -> None:
+        if self._remember is not None:
+            memory_rows.insert_items(conn, self._remember(message, conversation), None)
 
     async def append_events(self, conversation_id: str, records: Sequence[EventRecord]) -> None:
         def work(conn: Connection) -> None:
@@ -200,6 +259,27 @@ class SqliteConversationStore(ConversationStore):
         args = (conversation_id, after_seq, clamp_limit(limit))
         return await self._select("list messages", sql, args, message_of)
 
+    async def get_state(self, conversation_id: str, key: str) -> VersionedState | None:
+        return await self._db.run(
+            "read the state", lambda conn: state.read(conn, conversation_id, key)
+        )
+
+    async def put_state(
+        self,
+        conversation_id: str,
+        key: str,
+        value: Mapping[str, Any],
+        expected_version: int | None,
+    ) -> VersionedState:
+        state.encode(value)  # bad data is refused before the worker thread is bothered
+
+        def work(conn: Connection) -> VersionedState:
+            with transaction(conn):
+                _conversation(conn, conversation_id)  # raises ConversationNotFound
+                return state.write(conn, conversation_id, key, value, expected_version)
+
+        return await self._db.run("store the state", work)
+
     async def _select(
         self, what: str, sql: str, args: tuple[object, ...], as_value: Callable[[Any], T]
     ) -> list[T]:
@@ -207,6 +287,10 @@ class SqliteConversationStore(ConversationStore):
             return [as_value(row) for row in conn.execute(sql, args)]
 
         return await self._db.run(what, work)
+
+
+def _partition(turn: OpenedTurn) -> Partition:
+    return Partition.private(turn.user.id, turn.conversation.character_id)
 
 
 # --- statements run inside a transaction on the worker thread ------------------------------
@@ -245,17 +329,33 @@ def _conversation(conn: Connection, conversation_id: str) -> Conversation:
 
 
 def _find_conversation(
-    conn: Connection, user_id: str, character_id: str, conversation_id: str | None
+    conn: Connection,
+    user_id: str,
+    character_id: str,
+    conversation_id: str | None,
+    *,
+    group: bool = False,
 ) -> Conversation | None:
+    """The conversation a turn writes to. A group's is found only by a group turn
+    (``group``), and a one-to-one chat never by one."""
+    is_group = (
+        "EXISTS (SELECT 1 FROM conversation_groups g WHERE g.conversation_id = conversations.id)"
+    )
     if conversation_id is None:
         sql = (
-            f"{CONVERSATION_COLUMNS} WHERE user_id = ? AND character_id = ? {_RECENT_FIRST} LIMIT 1"
+            f"{CONVERSATION_COLUMNS} WHERE user_id = ? AND character_id = ? AND NOT {is_group}"
+            f" {_RECENT_FIRST} LIMIT 1"
         )
         row = conn.execute(sql, (user_id, character_id)).fetchone()
         return None if row is None else conversation_of(row)
-    # One query for "exists and is theirs": another user's id looks exactly like an unknown one.
-    sql = f"{CONVERSATION_COLUMNS} WHERE id = ? AND user_id = ? AND character_id = ?"
-    row = conn.execute(sql, (conversation_id, user_id, character_id)).fetchone()
+    # One query for "exists and is theirs" (owned, or a group they take part in): another
+    # user's id looks exactly like an unknown one.
+    sql = (
+        f"{CONVERSATION_COLUMNS} WHERE id = ? AND character_id = ? AND {is_group} = ?"
+        " AND (user_id = ? OR EXISTS (SELECT 1 FROM conversation_participants p"
+        " WHERE p.conversation_id = conversations.id AND p.user_id = ?))"
+    )
+    row = conn.execute(sql, (conversation_id, character_id, group, user_id, user_id)).fetchone()
     if row is None:
         raise ConversationNotFound(conversation_id)
     return conversation_of(row)

@@ -17,7 +17,7 @@ CONVERSATION_COLUMNS = (
 )
 MESSAGE_COLUMNS = (
     "SELECT id, conversation_id, seq, role, content, created_at, status, model, prompt_tokens,"
-    " completion_tokens, latency_ms, character_version FROM messages"
+    " completion_tokens, latency_ms, character_version, speaker FROM messages"
 )
 
 

@@ -1,0 +1,1 @@
+"""Experiments: gray releases and A/B tests of characters, prompts and models (pure)."""
