@@ -36,5 +36,16 @@ imports: $(STAMP)
 pytest: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest
 
+# The benchmark scenarios (docs/benchmarks.md), each printing its table; 10-15 minutes on 2 cores.
+# gateway_overhead.py compares with the LiteLLM proxy when /tmp/litellm-venv has it (see there).
+BENCH_SCRIPTS ?= gateway_overhead.py ws_streaming.py ws_idle.py routing_overhead.py \
+	security_overhead.py observability_overhead.py moderation.py lorebook_scan.py load_cards.py
+
+bench: $(STAMP)
+	@for script in $(BENCH_SCRIPTS); do \
+		echo "== bench/$$script"; \
+		HF_HUB_OFFLINE=1 $(BIN)/python bench/$$script || exit 1; \
+	done
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

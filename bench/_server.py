@@ -15,10 +15,12 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -115,8 +117,9 @@ def _nofile_raiser(limit: int) -> Callable[[], None]:
 
 class Subprocess:
     """A child process that announces ``... listening on http://HOST:PORT`` in its log (stdout
-    and stderr both go to one file). Always stopped on exit: SIGTERM (a graceful shutdown),
-    then SIGKILL."""
+    and stderr both go to one file), or, given ``url`` and ``ready_path``, one that is ready
+    once ``GET url + ready_path`` answers 200 (a server that announces nothing parseable).
+    Always stopped on exit: SIGTERM (a graceful shutdown), then SIGKILL."""
 
     def __init__(
         self,
@@ -128,8 +131,12 @@ class Subprocess:
         nofile: int | None = None,
         start_timeout_s: float = 60.0,
         stop_timeout_s: float = 20.0,
+        url: str | None = None,
+        ready_path: str | None = None,
     ) -> None:
         self.argv = list(argv)
+        self._known_url = url
+        self._ready_path = ready_path
         self.name = name
         self.env = dict(env) if env is not None else dict(os.environ)
         self.cwd = cwd
@@ -181,13 +188,24 @@ class Subprocess:
             shutil.copy(self.log_path, Path(keep) / f"{self.name}-{self.pid}.log")
         self._logdir.cleanup()
 
+    def _ready(self) -> str | None:
+        if self._known_url is None:
+            found = _LISTENING.search(self.log_path.read_text(errors="replace"))
+            return found.group(1) if found else None
+        try:
+            probe = self._known_url + (self._ready_path or "/")
+            with urllib.request.urlopen(probe, timeout=2) as response:
+                return self._known_url if response.status == 200 else None
+        except OSError:
+            return None
+
     def _wait_for_url(self) -> str:
         assert self.process is not None
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
-            found = _LISTENING.search(self.log_path.read_text(errors="replace"))
+            found = self._ready()
             if found:
-                return found.group(1)
+                return found
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"{self.name} exited with {self.process.returncode} before listening:\n"
@@ -252,6 +270,19 @@ def personae_server(
     env.update(extra_env or {})
     argv = [sys.executable, "-m", "personae", "serve", "--host", "127.0.0.1", "--port", "0"]
     return Subprocess(argv, name="personae", env=env, cwd=data_root, nofile=nofile)
+
+
+def fake_llm(*options: str, cwd: Path | None = None) -> Subprocess:
+    """``personae fake-llm --port 0`` with ``options`` (see ``personae fake-llm --help``)."""
+    argv = [sys.executable, "-m", "personae", "fake-llm", "--port", "0", *options]
+    return Subprocess(argv, name="fake-llm", cwd=cwd)
+
+
+def free_port() -> int:
+    """A loopback port free right now, for a server that cannot be told ``--port 0``."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # --- figures --------------------------------------------------------------------------------

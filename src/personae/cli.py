@@ -26,6 +26,8 @@ from personae.chat_console import LocalTarget, RemoteTarget, run_chat
 from personae.client import ClientError, PersonaeClient
 from personae.core.memory.items import Partition
 from personae.core.types import DEFAULT_TENANT, AccessRole, ApiKey, AuditEntry
+from personae.fakellm.command import fake_llm
+from personae.loadgen.command import bench
 from personae.observability.logging import configure_logging
 from personae.security.api_keys import parse_duration
 from personae.settings import Settings, load_settings
@@ -38,6 +40,8 @@ keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 cli.add_typer(keys_cli, name="keys")
 memory_cli = typer.Typer(help="What long-term memory holds of a user.", no_args_is_help=True)
 cli.add_typer(memory_cli, name="memory")
+cli.command("fake-llm")(fake_llm)  # personae/fakellm: a fake OpenAI-compatible backend
+cli.command("bench")(bench)  # personae/loadgen: the load generator
 
 ConfigDir = Annotated[
     Path | None, typer.Option(help="Folder with personae.yaml (default: working directory).")
