@@ -123,6 +123,19 @@ async def test_open_until_a_key_exists_and_closed_for_good_after(registry: KeyRe
         await auth.authenticate(None)  # revoking every key does not open the server again
 
 
+async def test_a_first_key_made_by_another_process_closes_the_server_within_the_cache_time(
+    registry: KeyRegistry, tmp_path: Path, clock: ManualClock
+) -> None:
+    auth = KeyAuthenticator(registry=registry, clock=clock)
+    assert await auth.authenticate(None) == OPEN_PRINCIPAL
+    async with SqliteKeyStore(tmp_path / "db.sqlite3") as other:  # the CLI, say
+        await KeyRegistry(other).issue(role=AccessRole.ADMIN, subject="ops", tenant="default")
+    assert await auth.authenticate(None) == OPEN_PRINCIPAL  # the store is not asked again yet
+    clock.now += 5.0
+    with pytest.raises(NotAuthenticated, match="required"):
+        await auth.authenticate(None)
+
+
 async def test_settings_keys_are_admin_keys_and_close_the_server(registry: KeyRegistry) -> None:
     auth = KeyAuthenticator(static_keys=["sk-one", "sk-two"], registry=registry)
     principal = await auth.authenticate("sk-two")

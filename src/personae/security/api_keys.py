@@ -68,7 +68,8 @@ class KeyRegistry(ApiKeys):
 
     def __init__(self, store: KeyStore, *, cache_s: float = 5.0) -> None:
         self.store = store
-        self._cache_s = cache_s
+        self.cache_s = cache_s
+        self.issued_here = False  # a key was created through this registry (seals at once)
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     async def issue(
@@ -100,6 +101,7 @@ class KeyRegistry(ApiKeys):
                 await self.store.add(key)
             except Conflict:
                 continue
+            self.issued_here = True
             return IssuedKey(key=key, token=f"{PREFIX}{key_id}_{secret}")
         raise Conflict("could not find a free key id")  # pragma: no cover - 5 clashes in a row
 
@@ -115,7 +117,7 @@ class KeyRegistry(ApiKeys):
 
     async def lookup(self, key_id: str, now: float) -> ApiKey | None:
         cached = self._cache.get(key_id)
-        if cached is not None and now - cached[0] < self._cache_s:
+        if cached is not None and now - cached[0] < self.cache_s:
             return cached[1]
         key = await self.store.get(key_id)
         if len(self._cache) > 10_000:  # bounded: unknown ids must not grow it without end

@@ -34,12 +34,23 @@ class KeyAuthenticator(Authenticator):
         self._jwt = jwt
         self._clock = clock  # for the key cache
         self._wall_clock = wall_clock  # for expiry
-        # Once a key exists the server stays closed; until then the store is asked each time.
+        # Once a key exists the server stays closed. Until then: a key created through this
+        # server's registry closes it at once; one created by another process (the CLI) is
+        # seen within the registry's cache time, as its revocations are. Asking the store on
+        # every request cost a database round trip per request (bench/gateway_overhead.py).
         self._sealed = bool(self._static) or jwt is not None
+        self._open_checked: float | None = None
 
     async def is_open(self) -> bool:
-        if not self._sealed and self._registry is not None:
+        if self._sealed or self._registry is None:
+            return not self._sealed
+        if self._registry.issued_here:
+            self._sealed = True
+            return False
+        now = self._clock()
+        if self._open_checked is None or now - self._open_checked >= self._registry.cache_s:
             self._sealed = await self._registry.store.any_created()
+            self._open_checked = now
         return not self._sealed
 
     async def authenticate(self, credential: str | None) -> Principal:
