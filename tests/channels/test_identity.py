@@ -13,6 +13,8 @@ import pytest
 
 from personae.channels.identity import Identities
 from personae.core.channels import hash_link_code
+from personae.core.memory.stage import PROFILE_HEADING
+from personae.settings import MemorySettings
 from personae.storage.sqlite.channel_directory import SqliteChannelDirectory
 from tests.channels.fake_telegram import TOKEN, FakeTelegram
 from tests.channels.helpers import Personae, eventually, make_settings, running
@@ -130,3 +132,35 @@ async def test_link_codes_expire_and_only_their_hash_is_stored(tmp_path: Path) -
         fresh, _ = await identities.issue_code("sam")
         assert await identities.redeem("tg", "42", fresh.lower()) == "sam"  # typed loosely
         assert await identities.user_for("tg", "42") == "sam"
+
+
+async def test_long_term_memory_follows_the_linked_user_into_another_conversation(
+    tmp_path: Path, fake: tuple[FakeTelegram, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the user told the character over the WebSocket is in the prompt of a Telegram
+    chat that is its own conversation: the memory is the person's, not the channel's."""
+    api, url = fake
+    monkeypatch.setenv("TEST_TG_TOKEN", TOKEN)
+    settings = make_settings(tmp_path, {"tg": telegram_settings(url)}, conversation_scope="chat")
+    settings = settings.model_copy(update={"memory": MemorySettings(enabled=True, embedder="none")})
+    with running(settings) as server:
+        ws, _ = await WsClient.open(server.url, user="sam")
+        sent = await ws.request(
+            "message.send", {"character": "aria", "text": "My name is Samuel Okafor."}
+        )
+        await ws.events_until("message.done", conversation=sent["result"]["conversation"])
+        await ws.close()
+
+        code = await link_code(server, "sam")
+        api.user_writes(f"/link {code}")
+        await eventually(lambda: any("Linked" in t for t in api.texts_to(SAM_ON_TELEGRAM)))
+        api.user_writes("Do you remember me?")
+        await eventually(lambda: len(server.model.requests) == 2)
+        system = " ".join(
+            m.content for m in server.model.requests[-1].messages if m.role == "system"
+        )
+        assert PROFILE_HEADING in system
+        assert "Samuel Okafor" in system
+        async with httpx.AsyncClient() as client:
+            found = await client.get(f"{server.url}/api/conversations", params={"user": "sam"})
+        assert len(found.json()) == 2  # the Telegram chat is a conversation of its own
