@@ -338,6 +338,8 @@ class ChannelOutboxSettings(BaseModel):
     max_attempts: int = Field(default=20, ge=1)
     backoff_initial_s: float = Field(default=1.0, ge=0)
     backoff_max_s: float = Field(default=300.0, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)  # platform failures in a row: circuit opens
+    breaker_reset_s: float = Field(default=30.0, ge=0)  # open this long, then one probe
 
 
 class ChannelSettings(BaseModel):

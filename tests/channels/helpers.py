@@ -22,7 +22,9 @@ REPO_CHARACTERS = Path(__file__).parents[2] / "characters"
 
 
 def make_settings(tmp_path: Path, adapters: dict[str, Any], **channels: Any) -> Settings:
-    channels.setdefault("outbox", {"backoff_initial_s": 0.05, "backoff_max_s": 0.2})
+    channels.setdefault(
+        "outbox", {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "breaker_reset_s": 0.5}
+    )
     channels.setdefault(
         "reconnect", {"initial_s": 0.05, "max_s": 0.2, "max_attempts": 10, "window_s": 1.0}
     )

@@ -17,6 +17,7 @@ from personae.channels.errors import (
     PlatformUnavailable,
 )
 from personae.channels.outbox import OutboxPolicy, OutboxWorker
+from personae.core.breaker import BreakerState
 from personae.core.channels import NewOutboxItem
 from personae.storage.sqlite.channel_outbox import SqliteChannelOutbox
 from tests.channels.helpers import eventually
@@ -53,6 +54,7 @@ def worker(
         OutboxPolicy(**policy),  # type: ignore[arg-type]
         now=clock,
         uniform=lambda low, high: high,  # the top of each jitter window: predictable
+        clock=lambda: clock.now.timestamp(),  # the circuit breaker's clock moves with it
     )
 
 
@@ -158,3 +160,49 @@ async def test_the_worker_delivers_what_a_previous_process_left(tmp_path: Path) 
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     assert channel.sent_texts() == ["survives a restart"]
+
+
+async def test_failures_in_a_row_open_the_circuit_until_a_probe_gets_through(
+    store: SqliteChannelOutbox,
+) -> None:
+    channel, clock = RecordingChannel(), Clock()
+    w = worker(
+        channel,
+        store,
+        clock,
+        backoff_initial_s=0,
+        backoff_max_s=0,
+        breaker_failures=3,
+        breaker_reset_s=30,
+    )
+    await w.enqueue([item(f"chat{i}", "hello") for i in range(6)])  # six chats, all due
+    channel.faults.extend([PlatformUnavailable("down")] * 3)
+    assert await w.drain() == 0
+    assert w.breaker.state is BreakerState.OPEN
+
+    channel.faults.append(PlatformUnavailable("still down"))
+    clock.move(29)
+    assert await w.drain() == 0
+    assert len(channel.faults) == 1  # open: nothing was tried, though everything is due
+
+    clock.move(1)
+    assert await w.drain() == 0  # one probe, and it failed: open again
+    assert not channel.faults
+    assert w.breaker.state is BreakerState.OPEN
+
+    clock.move(30)
+    assert await w.drain() == 6  # the probe got through: closed, and the rest follow
+    assert w.breaker.state is BreakerState.CLOSED
+    assert await store.pending("rec") == 0
+
+
+async def test_a_reconnect_lets_an_open_circuit_probe_at_once(store: SqliteChannelOutbox) -> None:
+    channel, clock = RecordingChannel(), Clock()
+    w = worker(channel, store, clock, backoff_initial_s=0, backoff_max_s=0, breaker_failures=1)
+    await w.enqueue([item("a", "hello")])
+    channel.faults.append(PlatformUnavailable("down"))
+    assert await w.drain() == 0
+    assert w.breaker.state is BreakerState.OPEN
+    w.resume()  # the channel reconnected: the platform is back
+    assert await w.drain() == 1
+    assert w.breaker.state is BreakerState.CLOSED

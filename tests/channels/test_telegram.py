@@ -176,7 +176,12 @@ async def test_an_outage_is_survived_and_the_queued_reply_arrives_once(
         model = FakeChatModel(default_reply="Webhook reply.")
         # The outbox retries a reply for as long as a real one would (20 attempts at the
         # default backoff span hours); here its retries are fast, so it gets more of them.
-        outbox = {"backoff_initial_s": 0.05, "backoff_max_s": 0.5, "max_attempts": 1000}
+        outbox = {
+            "backoff_initial_s": 0.05,
+            "backoff_max_s": 0.5,
+            "max_attempts": 1000,
+            "breaker_reset_s": 0.5,
+        }
         settings = make_settings(tmp_path, adapters, outbox=outbox)
         with running(settings, model) as server:
             await eventually(lambda: api.count("getUpdates") >= 1)

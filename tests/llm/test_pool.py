@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from personae.core.breaker import BreakerState
 from personae.core.types import ChatRequest
 from personae.errors import BackendUnavailable, ConfigurationError
-from personae.llm.breaker import BreakerState
 from personae.llm.guard import BackendLimits
 from personae.llm.pool import BackendPool
 from personae.llm.retry import RetryPolicy

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from personae.core.breaker import BreakerState
 from personae.errors import BackendProtocolError, BackendTimeout, BackendUnavailable
-from personae.llm.breaker import BreakerState
 from personae.llm.cache import ResponseCache
 from personae.llm.guard import GuardedBackend
 from personae.llm.retry import RetryPolicy

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from personae.core.breaker import Permit
 from personae.core.observe import TurnOutcome, TurnReport
-from personae.llm.breaker import Permit
 from personae.llm.guard import BackendLimits
 from personae.llm.pool import BackendPool
 from personae.observability.metrics import Metrics

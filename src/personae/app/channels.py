@@ -93,6 +93,8 @@ async def open_channels(
         max_attempts=section.outbox.max_attempts,
         backoff_initial_s=section.outbox.backoff_initial_s,
         backoff_max_s=section.outbox.backoff_max_s,
+        breaker_failures=section.outbox.breaker_failures,
+        breaker_reset_s=section.outbox.breaker_reset_s,
     )
     runners: dict[str, ChannelRunner] = {}
     for name, settings_of in enabled.items():

@@ -5,7 +5,9 @@ A final reply is stored in the outbox before the first attempt to send it, so a 
 that is down (or a process that restarts) delays it but never loses it. A 429 pauses the
 whole channel for ``retry_after``; other temporary failures back off per message,
 exponentially with jitter, up to ``max_attempts``; a refusal (4xx) is given up at once and
-the row kept, marked ``failed``.
+the row kept, marked ``failed``. A circuit breaker (``core/breaker.py``, the one the model
+router uses) stops the attempts after ``breaker_failures`` platform failures in a row: while
+it is open nothing is sent, then one message probes, and its outcome closes or reopens it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +28,7 @@ from personae.channels.errors import (
     PlatformRateLimited,
     PlatformUnavailable,
 )
+from personae.core.breaker import CircuitBreaker
 from personae.core.channels import ChannelOutbox, NewOutboxItem, OutboxItem
 from personae.core.ports import Channel
 
@@ -40,6 +44,8 @@ class OutboxPolicy:
     max_attempts: int = 20
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 300.0
+    breaker_failures: int = 5  # platform failures in a row that open the circuit
+    breaker_reset_s: float = 30.0  # how long it stays open before a message probes
 
     def backoff_s(self, attempts: int, uniform: Callable[[float, float], float]) -> float:
         """After the ``attempts``-th failure: the window doubles, half of it is jitter."""
@@ -56,15 +62,23 @@ class OutboxWorker:
         *,
         now: Callable[[], datetime] = utc_now,
         uniform: Callable[[float, float], float] = random.uniform,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.channel = channel
         self.store = store
         self.policy = policy or OutboxPolicy()
+        self.breaker = CircuitBreaker(
+            f"channel {channel.name}",
+            failure_threshold=self.policy.breaker_failures,
+            reset_timeout_s=self.policy.breaker_reset_s,
+            clock=clock,
+        )
         self._now = now
         self._uniform = uniform
         self._wakeup = asyncio.Event()
         self._paused_until: datetime | None = None
         self._resume_all = False  # next pass: everything pending is due (reconnected)
+        self._last_unavailable = False  # the last failed attempt found the platform down
         self.delivered = 0  # counters for health and tests
         self.failed = 0
 
@@ -89,6 +103,7 @@ class OutboxWorker:
         """The platform is back (reconnected): retry what waits, pause or not."""
         self._paused_until = None
         self._resume_all = True
+        self.breaker.probe_now()
         self._wakeup.set()
 
     async def run(self) -> None:
@@ -125,7 +140,18 @@ class OutboxWorker:
                 return sent
             progressed = False
             for item in items:
+                permit = self.breaker.admit()
+                if permit is None:  # open: wait for the time a probe may go
+                    retry_in = self.breaker.snapshot().retry_in_s or 0.0
+                    self._paused_until = now + timedelta(seconds=max(retry_in, 0.01))
+                    return sent
                 outcome = await self._attempt(item)
+                if outcome in ("delivered", "retarget"):
+                    self.breaker.succeeded(permit)
+                elif outcome == "later" or (outcome == "failed" and self._last_unavailable):
+                    self.breaker.failed(permit)
+                else:  # rate limited, or refused: no verdict on whether the platform is up
+                    self.breaker.released(permit)
                 sent += outcome == "delivered"
                 progressed = progressed or outcome != "later"
                 if outcome == "paused":
@@ -151,11 +177,14 @@ class OutboxWorker:
             log.info("platform rate limit", channel=name, retry_after=exc.retry_after)
             return "paused"
         except PlatformUnavailable as exc:
+            self._last_unavailable = True
             return await self._failed(item, exc.message, permanent=False)
         except PlatformError as exc:
+            self._last_unavailable = False
             return await self._failed(item, exc.message, permanent=True)
         except Exception as exc:  # an adapter bug must not lose the message
             log.exception("delivery raised", channel=name, item=item.id)
+            self._last_unavailable = True
             return await self._failed(item, type(exc).__name__, permanent=False)
         await self.store.delivered(item.id, self._now(), platform_id)
         self.delivered += 1

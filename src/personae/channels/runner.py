@@ -17,6 +17,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never
 from personae.channels.bridge import ChannelBridge
 from personae.channels.identity import Identities
 from personae.channels.supervision import ReconnectPolicy, Reconnects
+from personae.core.breaker import BreakerState
 from personae.core.channels import ChannelGateway, PlatformMessage, PushChannel
 from personae.errors import NotFound
 
@@ -52,6 +53,8 @@ class ChannelRunner:
     def health(self) -> str:
         if self.state in ("reconnecting", "down") and self.last_error:
             return f"{self.state}: {self.last_error}"
+        if self.state == "up" and self.worker.breaker.state is BreakerState.OPEN:
+            return "up, circuit open: deliveries wait for a probe"
         return self.state
 
     async def start(self) -> None:

@@ -14,10 +14,10 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
+from personae.core.breaker import CircuitBreaker, Permit
 from personae.core.ports import ChatModel
 from personae.core.types import ChatRequest, ModelChunk
 from personae.errors import BackendProtocolError, BackendTimeout, PersonaeError
-from personae.llm.breaker import CircuitBreaker, Permit
 from personae.llm.failures import classify
 from personae.llm.stats import BackendSnapshot, BackendStats
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from personae.llm.breaker import BreakerSnapshot
+from personae.core.breaker import BreakerSnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,6 +119,12 @@ class CircuitBreaker:
             if self._failures >= self.failure_threshold:
                 self._open()
 
+    def probe_now(self) -> None:
+        """The far side is known to be back (a channel reconnected): an open breaker lets the
+        next call probe at once instead of waiting out its reset timeout."""
+        if self._state is BreakerState.OPEN:
+            self._opened_at = self._clock() - self.reset_timeout_s
+
     def released(self, permit: Permit) -> None:
         """The call ended without a verdict on the backend (cancelled, or a bad request): a
         probe's slot goes back, so that the next call can probe."""

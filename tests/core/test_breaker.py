@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from personae.core.breaker import BreakerState, CircuitBreaker, Permit
 from personae.errors import IllegalTransition
-from personae.llm.breaker import BreakerState, CircuitBreaker, Permit
 from tests.conftest import ManualClock
 
 
