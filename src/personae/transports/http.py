@@ -20,6 +20,7 @@ from personae.transports import (
     memory_api,
     openai_api,
     rest,
+    web_ui,
     websocket,
 )
 from personae.transports.body_limit import BodyLimitMiddleware
@@ -58,6 +59,7 @@ def create_http_app(
     app.include_router(character_uploads.router)
     app.include_router(groups.router)
     app.include_router(memory_api.router)
+    web_ui.mount(app)  # the chat page at /, the dashboard at /admin
     app.add_api_route(
         "/metrics", metrics, methods=["GET"], tags=["health"], response_class=PlainTextResponse
     )
