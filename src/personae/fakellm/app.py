@@ -147,7 +147,8 @@ class FakeLLM:
                     return
                 if k == cut:
                     return  # the response never completes: the caller sees the peer go away
-                self.stats.lag_ms.append((time.monotonic() - due) * 1000)
+                # Behind schedule only: a timer that fired early is no lag (and no lead).
+                self.stats.lag_ms.append(max(0.0, (time.monotonic() - due) * 1000))
                 self.stats.tokens += 1
                 text = token_word()
                 if k == 0 and head:
