@@ -281,11 +281,14 @@ class ChatService:
         structlog.contextvars.bind_contextvars(
             user=inbound.user, conversation=group.conversation_id
         )
+        # Stored as the PII policy says for the first member's backend, as a one-to-one turn
+        # stores it for its character's.
+        stored = self._content.for_turn(self._routes.for_character(members[0].character))
         async with self._lock.hold(f"group\x00{group.conversation_id}"):
             opened = await self._store.open_turn(
                 external_user_id=inbound.user,
                 character_id=group.members[0].character_id,
-                text=inbound.text,
+                text=stored.stored(inbound.text),
                 conversation_id=group.conversation_id,
                 idempotency_key=inbound.idempotency_key,
                 speaker=inbound.user,
