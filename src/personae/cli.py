@@ -24,14 +24,13 @@ from personae.characters.library import export_character, import_files
 from personae.characters.loader import LoadReport, load_characters_dir
 from personae.chat_console import LocalTarget, RemoteTarget, run_chat
 from personae.client import ClientError, PersonaeClient
-from personae.core.memory.items import Partition
+from personae.core.memory.scope import private_partitions
 from personae.core.types import DEFAULT_TENANT, AccessRole, ApiKey, AuditEntry
 from personae.fakellm.command import fake_llm
 from personae.loadgen.command import bench
 from personae.observability.logging import configure_logging
 from personae.security.api_keys import parse_duration
 from personae.settings import Settings, load_settings
-from personae.storage.sqlite import SqliteConversationStore
 
 cli = typer.Typer(help="Personae: a self-hosted gateway for AI characters.", no_args_is_help=True)
 characters_cli = typer.Typer(help="Inspect the characters folder.", no_args_is_help=True)
@@ -391,18 +390,6 @@ MemoryCharacter = Annotated[
 ]
 
 
-async def _user_partitions(
-    conversations: SqliteConversationStore, user: str, character: str | None
-) -> list[Partition]:
-    found = await conversations.get_user(user)
-    if found is None:
-        return []
-    if character is not None:
-        return [Partition.private(found.id, character)]
-    chats = await conversations.list_conversations(found.id, limit=10_000)
-    return [Partition.private(found.id, c) for c in sorted({c.character_id for c in chats})]
-
-
 @memory_cli.command("show")
 def memory_show(
     user: MemoryUser,
@@ -416,7 +403,7 @@ def memory_show(
     async def read() -> list[dict[str, str]]:
         async with open_memory_admin(settings) as (conversations, memory, _):
             rows = []
-            for partition in await _user_partitions(conversations, user, character):
+            for partition in await private_partitions(conversations, user, character):
                 for item in await memory.list_items(partition, limit=100_000):
                     rows.append(
                         {
@@ -451,7 +438,7 @@ def memory_forget(
 
     async def forget() -> int:
         async with open_memory_admin(settings) as (conversations, memory, audit):
-            partitions = await _user_partitions(conversations, user, character)
+            partitions = await private_partitions(conversations, user, character)
             if item is not None:
                 found = await memory.get([item])
                 if not found or found[0].partition not in partitions:

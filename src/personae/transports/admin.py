@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from personae.core.memory.items import Partition
+from personae.core.memory.scope import private_partitions
 from personae.core.types import DEFAULT_TENANT, AccessRole, ApiKey, AuditEntry, Caller, Principal
 from personae.errors import NotFound
 from personae.transports.auth import acting_for, admin_caller, principal
@@ -170,8 +170,7 @@ async def export_user(
     data = await sec.users.export_user(caller.user)
     if data is None:
         raise NotFound(f"unknown user {user_id!r}", user=user_id)
-    characters = sorted({c["character_id"] for c in data["conversations"]})
-    data["memory"] = await export_memory(gw, caller.user, characters)
+    data["memory"] = await export_memory(gw, caller.user)
     details = {"conversations": len(data["conversations"]), "memories": len(data["memory"])}
     await sec.audit.record([audit_entry("user.export", caller, caller.user, details)])
     return data
@@ -190,16 +189,12 @@ async def erase_user(
     return {"user": caller.user, "erased": erased, "memory": memory}
 
 
-async def export_memory(
-    gw: Gateway, external_user_id: str, characters: list[str]
-) -> list[dict[str, Any]]:
+async def export_memory(gw: Gateway, external_user_id: str) -> list[dict[str, Any]]:
     """What long-term memory holds of the user, with every character it talked to."""
-    user = await gw.store.get_user(external_user_id)
-    if gw.memory is None or user is None:
+    if gw.memory is None:
         return []
     items = []
-    for character in characters:
-        partition = Partition.private(user.id, character)
+    for partition in await private_partitions(gw.store, external_user_id):
         items += await gw.memory.list_items(partition, limit=_EXPORT_MEMORY_LIMIT)
     return [
         {

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from personae.core.memory.items import MemoryItem, Partition
+from personae.core.memory.scope import private_partitions
 from personae.core.ports import MemoryStore
 from personae.core.types import Caller
 from personae.errors import NotFound
@@ -90,14 +91,9 @@ async def _partitions(
 ) -> tuple[MemoryStore | None, list[Partition]]:
     """The store and the caller's partitions in it (none when memory is off: nothing is
     remembered, so there is nothing to show or forget)."""
-    user = await gw.store.get_user(who.user)
-    if gw.memory is None or user is None:
-        return gw.memory, []
-    if character is not None:
-        return gw.memory, [Partition.private(user.id, character)]
-    conversations = await gw.store.list_conversations(user.id, limit=10_000)
-    characters = sorted({c.character_id for c in conversations})
-    return gw.memory, [Partition.private(user.id, c) for c in characters]
+    if gw.memory is None:
+        return None, []
+    return gw.memory, await private_partitions(gw.store, who.user, character)
 
 
 async def _audit(gw: Gateway, who: Caller, target: str, count: int) -> None:
