@@ -25,6 +25,7 @@ status codes (HTTP status, WebSocket error frames); nothing else knows about HTT
     │   └── BackendProtocolError     it answered with something we cannot use
     ├── CharacterDefinitionError     a character file is invalid; ``source`` names it
     ├── StorageError                 the database failed or its schema is unusable
+    ├── CoordinationError            Redis (locks, the event bus) is unreachable; retry later
     └── ConfigurationError           settings are invalid or name something missing
 
     IllegalTransition (a RuntimeError, outside the tree: a bug, never an expected outcome)
@@ -166,6 +167,11 @@ class CharacterDefinitionError(PersonaeError):
 
 class StorageError(PersonaeError):
     code = "storage_error"
+
+
+class CoordinationError(PersonaeError):
+    code = "coordination_unavailable"
+    retryable = True
 
 
 class ConfigurationError(PersonaeError):

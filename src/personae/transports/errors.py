@@ -30,6 +30,7 @@ _STATUS: tuple[tuple[type[errors.PersonaeError], int, str], ...] = (
     (errors.BackendUnavailable, 503, "backend_error"),
     (errors.BackendError, 502, "backend_error"),
     (errors.StorageError, 503, "server_error"),
+    (errors.CoordinationError, 503, "server_error"),
 )
 
 

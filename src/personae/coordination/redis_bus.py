@@ -1,0 +1,186 @@
+"""An EventBus on Redis Streams: one capped stream per conversation, read by every process
+that has a subscriber for it.
+
+    publish     XADD <prefix>:events:<conversation> MAXLEN ~ maxlen  {"e": event as JSON}
+    subscribe   remembers the stream's last id at entry: everything added later is delivered
+    reader      one task per bus: XREAD BLOCK over every subscribed stream at once, plus a
+                wake-up stream of its own, so a new subscription joins the read at once
+
+One blocking connection per process, however many conversations it watches. A subscriber
+sees events in the stream's order; a stream keeps its last ``maxlen`` events (approximately),
+which is what a reader that fell behind (Redis was down) can still catch up on. Resume after
+a reconnect still comes from the store's event log (``core.hub``), not from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from personae.core.events import ConversationEvent
+from personae.core.ports import EventBus
+from personae.errors import CoordinationError
+
+log = structlog.get_logger(__name__)
+
+StreamId = tuple[int, int]
+
+
+def parse_id(raw: str | bytes) -> StreamId:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def format_id(stream_id: StreamId) -> str:
+    return f"{stream_id[0]}-{stream_id[1]}"
+
+
+@dataclass(eq=False, slots=True)
+class _Subscription:
+    after: StreamId  # the stream's last id when it subscribed: it gets what comes later
+    queue: asyncio.Queue[ConversationEvent] = field(default_factory=asyncio.Queue)
+
+
+class RedisEventBus(EventBus):
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "personae",
+        maxlen: int = 1000,
+        block_ms: int = 2000,  # below the client's socket timeout, which must not cut a read
+        retry_s: float = 0.5,
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._maxlen = maxlen
+        self._block_ms = block_ms
+        self._retry_s = retry_s
+        self._wake = f"{prefix}:bus:{uuid.uuid4().hex}"  # this process's wake-up stream
+        self._subs: dict[str, set[_Subscription]] = {}  # stream key -> its subscriptions
+        self._cursors: dict[str, StreamId] = {}  # stream key -> the last id read
+        self._reader: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def stream(self, conversation_id: str) -> str:
+        return f"{self._prefix}:events:{conversation_id}"
+
+    async def open(self) -> None:
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read_forever(), name="redis-event-bus")
+
+    async def close(self) -> None:
+        # redis-py may retry a blocking read it was cancelled in, so the reader also checks
+        # this flag each time a read returns (within ``block_ms``).
+        self._closing = True
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._reader, timeout=self._block_ms / 1000 + 1)
+            self._reader = None
+        with contextlib.suppress(RedisError):
+            await self._redis.delete(self._wake)
+
+    async def publish(self, event: ConversationEvent) -> None:
+        body = json.dumps(
+            [event.conversation_id, event.seq, event.event, event.payload], separators=(",", ":")
+        )
+        try:
+            await self._redis.xadd(
+                self.stream(event.conversation_id),
+                {"e": body},
+                maxlen=self._maxlen,
+                approximate=True,
+            )
+        except RedisError as exc:
+            raise CoordinationError(f"cannot publish the event: {exc}") from exc
+
+    @asynccontextmanager
+    async def subscribe(
+        self, conversation_id: str
+    ) -> AsyncIterator[AsyncIterator[ConversationEvent]]:
+        key = self.stream(conversation_id)
+        try:
+            newest: Any = await self._redis.xrevrange(key, count=1)  # redis-py is untyped here
+        except RedisError as exc:
+            raise CoordinationError(f"cannot subscribe: {exc}") from exc
+        subscription = _Subscription(parse_id(newest[0][0]) if newest else (0, 0))
+        subscribers = self._subs.setdefault(key, set())
+        subscribers.add(subscription)
+        cursor = self._cursors.get(key)
+        if cursor is None or subscription.after < cursor:
+            self._cursors[key] = subscription.after
+        await self._nudge()
+        try:
+            yield _drain(subscription.queue)
+        finally:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subs[key]
+                self._cursors.pop(key, None)
+
+    def subscriber_count(self, conversation_id: str) -> int:
+        return len(self._subs.get(self.stream(conversation_id), ()))
+
+    async def _nudge(self) -> None:
+        """Wake the reader so the next XREAD includes a new stream."""
+        try:
+            await self._redis.xadd(self._wake, {"w": "1"}, maxlen=10, approximate=False)
+        except RedisError as exc:
+            raise CoordinationError(f"cannot subscribe: {exc}") from exc
+
+    def _stopping(self) -> bool:
+        return self._closing  # set by close() while a read is in flight
+
+    async def _read_forever(self) -> None:
+        wake_cursor = "$"
+        while not self._stopping():
+            streams: dict[Any, Any] = {k: format_id(c) for k, c in self._cursors.items()}
+            streams[self._wake] = wake_cursor
+            try:
+                answer: Any = await self._redis.xread(streams, block=self._block_ms, count=512)
+            except RedisError as exc:
+                if self._stopping():
+                    return
+                log.warning("event bus read failed; retrying", error=str(exc))
+                await asyncio.sleep(self._retry_s)
+                continue
+            for raw_key, entries in answer or ():
+                key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+                if key == self._wake:
+                    wake_cursor = format_id(parse_id(entries[-1][0]))
+                    continue
+                self._deliver(key, entries)
+
+    def _deliver(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        subscribers = self._subs.get(key)
+        if not subscribers:
+            return
+        for raw_id, fields in entries:
+            entry_id = parse_id(raw_id)
+            self._cursors[key] = entry_id
+            try:
+                conversation, seq, name, payload = json.loads(fields[b"e"])
+                event = ConversationEvent(conversation, seq, name, payload)
+            except (KeyError, ValueError, TypeError):
+                log.warning("malformed event on the bus skipped", stream=key, id=raw_id)
+                continue
+            for subscription in subscribers:
+                if entry_id > subscription.after:
+                    subscription.queue.put_nowait(event)
+
+
+async def _drain(queue: asyncio.Queue[ConversationEvent]) -> AsyncIterator[ConversationEvent]:
+    while True:
+        yield await queue.get()
