@@ -17,7 +17,10 @@ from rich.table import Table
 
 from personae import errors
 from personae.app import build_app, open_runtime
+from personae.app.experiments import release as release_experiment
+from personae.app.mcp import serve_mcp_stdio
 from personae.app.memory import open_memory_admin
+from personae.app.replay import read_turn_record, report_path
 from personae.app.security import open_key_admin
 from personae.characters.cards import ExportFormat, v2_losses
 from personae.characters.library import export_character, import_files
@@ -25,10 +28,15 @@ from personae.characters.loader import LoadReport, load_characters_dir
 from personae.chat_console import LocalTarget, RemoteTarget, run_chat
 from personae.client import ClientError, PersonaeClient
 from personae.core.memory.scope import private_partitions
+from personae.core.replay import ReplayReport
+from personae.core.turn_record import record_data
 from personae.core.types import DEFAULT_TENANT, AccessRole, ApiKey, AuditEntry
 from personae.fakellm.command import fake_llm
 from personae.loadgen.command import bench
 from personae.observability.logging import configure_logging
+from personae.replay.html import render_html
+from personae.replay.terminal import render_terminal
+from personae.replay.trace import render_trace
 from personae.security.api_keys import parse_duration
 from personae.settings import Settings, load_settings
 
@@ -39,6 +47,8 @@ keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 cli.add_typer(keys_cli, name="keys")
 memory_cli = typer.Typer(help="What long-term memory holds of a user.", no_args_is_help=True)
 cli.add_typer(memory_cli, name="memory")
+mcp_cli = typer.Typer(help="Personae as an MCP server (docs/mcp.md).", no_args_is_help=True)
+cli.add_typer(mcp_cli, name="mcp")
 cli.command("fake-llm")(fake_llm)  # personae/fakellm: a fake OpenAI-compatible backend
 cli.command("bench")(bench)  # personae/loadgen: the load generator
 
@@ -390,6 +400,51 @@ MemoryCharacter = Annotated[
 ]
 
 
+@cli.command("release")
+def release_command(
+    character: Annotated[str, typer.Argument(help="The character's id.")],
+    version: Annotated[
+        str | None, typer.Option(help="The new version's hash (or a unique prefix, 6+).")
+    ] = None,
+    percent: Annotated[
+        float | None, typer.Option(min=0, max=100, help="Of the character's users.")
+    ] = None,
+    kill: Annotated[
+        bool | None, typer.Option("--kill/--unkill", help="Everyone back to the old version.")
+    ] = None,
+    control: Annotated[
+        str | None, typer.Option(help="The version control keeps (default: the previous).")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(envvar="PERSONAE_URL", help="A running server's admin API.")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="PERSONAE_API_KEY", help="An admin key for --url.")
+    ] = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """A gray release: the new version for --percent of the character's users, the old one
+    for the rest; run again to ramp, --percent 0 or --kill to roll back (docs/experiments.md)."""
+    settings = _settings(config_dir)
+    try:
+        spec = asyncio.run(
+            release_experiment(
+                settings,
+                character,
+                url=url,
+                api_key=api_key,
+                version=version,
+                percent=percent,
+                killed=kill,
+                control_version=control,
+            )
+        )
+    except errors.PersonaeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(spec, indent=2))
+
+
 @memory_cli.command("show")
 def memory_show(
     user: MemoryUser,
@@ -451,3 +506,141 @@ def memory_forget(
             return count
 
     typer.echo(f"forgot {asyncio.run(forget())} memory item(s) of {user}")
+
+
+@memory_cli.command("reindex")
+def memory_reindex(
+    character: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this character's documents ('*': the shared ones), or with"
+            " --user, only that user's memory with it."
+        ),
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user's memory.")] = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Re-read the knowledge documents and embed again: everything the current embedder has
+    no vector for (after a change of model: everything), or one partition whatever its vector."""
+    from personae.app.knowledge import open_reindexing, reindex
+    from personae.app.memory import build_embedder
+
+    settings = _settings(config_dir)
+
+    def progress(done: int, total: int | None) -> None:
+        typer.echo(f"embedded {done}" + (f"/{total}" if total is not None else ""))
+
+    async def run() -> None:
+        embedder = build_embedder(settings.memory)
+        async with open_reindexing(settings, embedder) as work:
+            result = await reindex(
+                work,
+                user=user,
+                character=character,
+                batch_size=settings.memory.batch_size,
+                progress=progress,
+            )
+        if result.documents is not None:
+            d = result.documents
+            typer.echo(
+                f"documents: {d.indexed} indexed, {d.unchanged} unchanged, {d.removed} removed,"
+                f" {d.failed} unreadable; chunks: {d.chunks_added} added,"
+                f" {d.chunks_removed} removed"
+            )
+        typer.echo(f"embedded {result.embedded} memory item(s)")
+        if result.documents is not None and result.documents.failed:
+            raise typer.Exit(1)  # the log names each unreadable document
+
+    try:
+        asyncio.run(run())
+    except errors.PersonaeError as exc:  # no embedder, an unknown user
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@mcp_cli.command("serve")
+def mcp_serve(
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="PERSONAE_API_KEY", help="Whom the tools act as (a server with keys)."),
+    ] = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Serve Personae's MCP tools (chat, list_characters, memory_search, memory_read) over
+    stdin and stdout, for MCP hosts that start servers as subprocesses. Over HTTP they are at
+    /mcp of `personae serve`."""
+    settings = _settings(config_dir)
+    configure_logging(settings.log_level, log_content=settings.log_content)  # to stderr
+    serve_mcp_stdio(settings, api_key)
+
+
+TurnId = Annotated[str, typer.Argument(help="The turn: its reply's message id.")]
+
+
+@cli.command("trace")
+def trace_command(
+    turn_id: TurnId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+    config_dir: ConfigDir = None,
+) -> None:
+    """A recorded turn (its id is the reply's message id): the prompt as sent, the lore and
+    memory in it, the route through the backends, and the stage timings (docs/replay.md)."""
+    settings = _settings(config_dir)
+    record = asyncio.run(read_turn_record(settings, turn_id))
+    if record is None:
+        typer.echo(
+            f"no record of turn {turn_id!r}: only a sample of conversations is recorded"
+            " (replay.record_rate)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(record_data(record), indent=2, ensure_ascii=False))
+        return
+    render_trace(record, Console())
+
+
+@cli.command("replay")
+def replay_command(
+    conversation: Annotated[str, typer.Option(help="The conversation to replay.")],
+    variant: Annotated[
+        str | None, typer.Option(help="An experiment's variant: EXPERIMENT:VARIANT.")
+    ] = None,
+    character_version: Annotated[
+        str | None, typer.Option(help="A kept character version (hash or prefix).")
+    ] = None,
+    route: Annotated[str | None, typer.Option(help="Backends, in fallback order: a,b.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="A generation parameter: temperature=0.2.")
+    ] = None,
+    html: Annotated[Path | None, typer.Option(help="Where to write the HTML report.")] = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Re-run a conversation's user messages with other settings, on a scratch store (the
+    conversation is not touched), and compare: a table here, the whole report in HTML."""
+    settings = _settings(config_dir)
+    console = Console()
+
+    async def run() -> ReplayReport:
+        async with open_runtime(settings) as runtime:
+            if runtime.replays is None:  # open_runtime always wires them; a guard for mypy
+                raise errors.ConfigurationError("replays are not available")
+            plan = runtime.replays.plan(
+                conversation,
+                variant=variant,
+                character_version=character_version,
+                route=route,
+                params=param or [],
+            )
+            return await runtime.replays.run(plan)
+
+    try:
+        report = asyncio.run(run())
+    except errors.PersonaeError as exc:
+        typer.echo(f"replay failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    render_terminal(report, console)
+    path = html or report_path(settings, conversation, datetime.now(UTC))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report), encoding="utf-8")
+    console.print(f"\nHTML report: {path}")

@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -257,6 +267,16 @@ class MemorySettings(BaseModel):
     recall_tokens: int = Field(default=300, ge=0)  # prompt tokens for recalled items
     profile_tokens: int = Field(default=150, ge=0)  # prompt tokens for the profile of facts
     embed_timeout_s: float = Field(default=0.5, gt=0)  # the wait for the query's vector
+    # Documents attached to characters (docs/memory.md, "Knowledge"): <dir>/<character id>/
+    # for one character, <dir>/_all/ for every one; watched and re-indexed as files change.
+    knowledge_dir: Path | None = None
+    knowledge_chunk_words: int = Field(default=150, ge=10, le=2000)  # words per chunk
+    knowledge_overlap_words: int = Field(default=25, ge=0)  # shared by neighbouring chunks
+    # Mid-term memory, written by the configured LLM off the turn's path (docs/memory.md):
+    summary_tokens: int = Field(default=200, ge=0)  # the rolling summary's note (0: none)
+    summary_min_messages: int = Field(default=6, ge=1)  # out of the window before summarising
+    extract_every_turns: int = Field(default=5, ge=0)  # LLM fact extraction (0: rules only)
+    midterm_backend: str | None = None  # the backend that writes them (None: the default)
 
 
 class JwtSettings(BaseModel):
@@ -359,6 +379,30 @@ class ChannelSettings(BaseModel):
     reconnect: ChannelReconnectSettings | None = None  # None: the channels' default
 
 
+class ReplaySettings(BaseModel):
+    """Turn records and replays (docs/replay.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The share of conversations whose turns are recorded (whole conversations, by a hash of
+    # their id). A record holds the whole prompt (a few KB, up to ~30 KB at 8k tokens of
+    # context): 10 % gives a steady supply of traces and replayable conversations while
+    # keeping the extra writes and the disk they take to a tenth. 1.0 records everything.
+    record_rate: float = Field(default=0.1, ge=0, le=1)
+    # Records are purged by the retention job after this many days; they always go with
+    # the messages they explain (retention.messages_days, erasing a user). None: only then.
+    records_days: float | None = Field(default=None, gt=0)
+    reports_dir: Path | None = None  # replay reports (HTML); None: <data_dir>/replays
+    max_turns: int = Field(default=200, ge=1)  # user messages one replay runs, at most
+
+
+class StorageSettings(BaseModel):
+    # WAL's fsync policy (docs/operations.md, "Durability"): an acknowledged message survives
+    # kill -9 in both; "full" also survives a power loss, at an fsync (ms) on every commit.
+    synchronous: Literal["normal", "full"] = "normal"
+    readers: int = Field(default=2, ge=1, le=64)  # read-only connections to the database
+
+
 class ChannelsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -370,6 +414,99 @@ class ChannelsSettings(BaseModel):
     reconnect: ChannelReconnectSettings = ChannelReconnectSettings()
     outbox: ChannelOutboxSettings = ChannelOutboxSettings()
     adapters: dict[str, ChannelSettings] = Field(default_factory=dict)  # by channel name
+
+
+class McpServerSettings(BaseModel):
+    """One MCP server whose tools become skills (docs/mcp.md): a stdio ``command`` (with
+    ``args``, ``env``, ``cwd``) or a streamable HTTP ``url`` (with ``headers``; a secret
+    header's value comes from the variable ``headers_env`` names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: Path | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    headers_env: dict[str, str] = Field(default_factory=dict)  # header name -> variable name
+    enabled: bool = True
+    tools: list[str] | None = None  # only these tools (None: all); registered even while down
+    connect_timeout_s: float = Field(default=15.0, gt=0)
+    timeout_s: float = Field(default=5.0, gt=0)  # one tool call (the skill runner bounds it too)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> Self:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("an MCP server has either a command (stdio) or a url (HTTP)")
+        return self
+
+
+class McpSettings(BaseModel):
+    """MCP both ways (docs/mcp.md): servers whose tools characters may use, and Personae's
+    own MCP endpoint at ``/mcp``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    servers: dict[str, McpServerSettings] = Field(default_factory=dict)  # by server name
+    serve_http: bool = True  # Personae's own tools at /mcp of the HTTP server
+    reconnect_initial_s: float = Field(default=1.0, ge=0)  # after a failed connect, then x2
+    reconnect_max_s: float = Field(default=60.0, ge=0)
+
+    @model_validator(mode="after")
+    def _server_names(self) -> Self:
+        for name in self.servers:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", name):
+                raise ValueError(
+                    f"MCP server name {name!r}: use a-z, 0-9 and '-', at most 31 characters"
+                )
+        return self
+
+
+class ReminderSettings(BaseModel):
+    """The reminders skill (docs/skills.md, "Reminders")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    poll_interval_s: float = Field(default=5.0, gt=0, le=3600)  # longest a due one waits
+    max_pending_per_user: int = Field(default=20, ge=1, le=10_000)
+    max_ahead_days: int = Field(default=366, ge=1, le=3660)
+    # Clock times ("at 18:30") are read in the user's zone, else the character's
+    # (skill_options), else this one.
+    default_timezone: str = "UTC"
+    lease_s: float = Field(default=120.0, gt=0)  # a claim older than this is taken again
+    max_attempts: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name") from exc
+        return value
+
+
+class ExperimentSettings(BaseModel):
+    """Experiments (docs/experiments.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: Path = Path("experiments")  # YAML files, one experiment each, read at start-up
+    # How often a server re-reads the stored experiments, so changes another process made
+    # (``personae release`` without --url) reach it; its own API's changes hold at once.
+    refresh_s: float = Field(default=5.0, gt=0, le=3600)
+
+
+class SkillSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_s: float = Field(default=5.0, gt=0, le=300)  # each skill run, at most
+    max_concurrency: int = Field(default=8, ge=1, le=1000)  # skill runs at once, per process
+    reminders: ReminderSettings = ReminderSettings()
+    # Rounds of tool calls the model may make in one reply (docs/skills.md, "The model calls
+    # skills"); then it must answer. 0: skills are never offered as tools.
+    tool_rounds: int = Field(default=3, ge=0, le=10)
 
 
 class Settings(BaseSettings):
@@ -410,6 +547,11 @@ class Settings(BaseSettings):
     moderation: ModerationSettings = ModerationSettings()
     security: SecuritySettings = SecuritySettings()
     channels: ChannelsSettings = ChannelsSettings()
+    skills: SkillSettings = SkillSettings()  # the model's tool calls
+    mcp: McpSettings = McpSettings()  # MCP servers' tools as skills; Personae as one
+    storage: StorageSettings = StorageSettings()
+    replay: ReplaySettings = ReplaySettings()  # turn records, trace and replay
+    experiments: ExperimentSettings = ExperimentSettings()  # A/B tests and gray releases
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

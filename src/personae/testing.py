@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import re
 from collections import deque
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from personae.core.memory.terms import words
 from personae.core.ports import ChatModel, Embedder
-from personae.core.types import ChatRequest, ModelChunk, Usage
+from personae.core.types import ChatRequest, ModelChunk, ToolCall, ToolCallDelta, Usage
 
 # --------------------------------------------------------------------------------------------
 # FakeChatModel: a scripted chat model
@@ -33,6 +35,25 @@ class _Script:
     first_token_delay_s: float = 0.0
     error: BaseException | None = None
     error_after_tokens: int | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    pieces: int = 3  # each call's arguments are streamed in this many fragments
+
+
+def tool_call_deltas(calls: Sequence[ToolCall], pieces: int) -> list[tuple[ToolCallDelta, ...]]:
+    """``calls`` as OpenAI streams them: per call, a first piece with id and name, then the
+    arguments in ``pieces`` fragments; the calls' pieces interleaved, as servers may."""
+    streams: list[list[ToolCallDelta]] = []
+    for index, call in enumerate(calls):
+        size = max(1, -(-len(call.arguments) // max(1, pieces)))
+        fragments = [call.arguments[i : i + size] for i in range(0, len(call.arguments), size)]
+        streams.append(
+            [ToolCallDelta(index, id=call.id, name=call.name)]
+            + [ToolCallDelta(index, arguments=fragment) for fragment in fragments]
+        )
+    chunks: list[tuple[ToolCallDelta, ...]] = []
+    for step in range(max((len(s) for s in streams), default=0)):
+        chunks.append(tuple(s[step] for s in streams if step < len(s)))
+    return chunks
 
 
 class FakeChatModel(ChatModel):
@@ -50,8 +71,10 @@ class FakeChatModel(ChatModel):
         name: str = "fake",
         default_reply: str = "Hello from the fake model.",
         context_window: int = 4096,
+        supports_tools: bool = False,
     ) -> None:
         self.name = name
+        self.supports_tools = supports_tools
         self.default_reply = default_reply
         self._context_window = context_window
         self.requests: list[ChatRequest] = []
@@ -75,6 +98,29 @@ class FakeChatModel(ChatModel):
             _Script(tuple(tokens), delay_s, first_token_delay_s, error, error_after_tokens)
         )
 
+    def enqueue_tool_calls(
+        self,
+        *calls: tuple[str, str | Mapping[str, Any]],
+        text: str = "",
+        pieces: int = 3,
+        error: BaseException | None = None,
+    ) -> None:
+        """Script a reply that calls tools: ``(name, arguments)`` pairs, the arguments as
+        JSON text (sent as given, valid or not) or as a mapping (encoded). ``text`` streams
+        first; each call's arguments are split into ``pieces`` fragments. ``error`` is raised
+        after the calls, before the final chunk (a stream that breaks after a tool call)."""
+        made = tuple(
+            ToolCall(
+                f"call_{len(self.requests) + len(self._scripts)}_{index}",
+                name,
+                arguments if isinstance(arguments, str) else json.dumps(arguments),
+            )
+            for index, (name, arguments) in enumerate(calls)
+        )
+        self._scripts.append(
+            _Script(tuple(split_tokens(text)), error=error, tool_calls=made, pieces=pieces)
+        )
+
     @property
     def pending(self) -> int:
         """Scripted replies not yet streamed."""
@@ -96,19 +142,21 @@ class FakeChatModel(ChatModel):
         )
         fail_at = script.error_after_tokens or 0
         for index, token in enumerate(script.tokens):
-            if script.error is not None and index == fail_at:
+            if script.error is not None and index == fail_at and not script.tool_calls:
                 raise script.error
             delay = script.first_token_delay_s if index == 0 else script.delay_s
             if delay > 0:
                 await asyncio.sleep(delay)
             yield ModelChunk(text=token)
+        for deltas in tool_call_deltas(script.tool_calls, script.pieces):
+            yield ModelChunk(tool_calls=deltas)
         if script.error is not None:
             raise script.error
         usage = Usage(
             prompt_tokens=sum(self.count_tokens(m.content) for m in request.messages),
             completion_tokens=self.count_tokens("".join(script.tokens)),
         )
-        yield ModelChunk(finish_reason="stop", usage=usage)
+        yield ModelChunk(finish_reason="tool_calls" if script.tool_calls else "stop", usage=usage)
 
 
 # --------------------------------------------------------------------------------------------

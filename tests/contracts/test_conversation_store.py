@@ -21,6 +21,7 @@ from personae.errors import (
     Conflict,
     ConversationNotFound,
     InvalidInput,
+    NotFound,
     StateConflict,
     StorageError,
 )
@@ -689,3 +690,132 @@ async def test_a_group_needs_two_different_characters(store: ConversationStore) 
     for characters in (["alice"], ["alice", "alice"], []):
         with pytest.raises(InvalidInput):
             await store.create_group(owner="u1", characters=characters)
+
+
+# --- redo: regenerate, swipes, edit ---------------------------------------------------------
+
+
+async def reopen(store: ConversationStore, opened: OpenedTurn, **kwargs: Any) -> OpenedTurn:
+    return await store.reopen_turn(
+        opened.conversation.id, external_user_id="u1", character_id="alice", **kwargs
+    )
+
+
+def swipe(text: str, group: str | None) -> NewMessage:
+    return NewMessage(Role.ASSISTANT, text, swipe_of=group)
+
+
+async def test_a_regenerated_reply_replaces_the_last_in_history_and_is_kept(
+    store: ConversationStore,
+) -> None:
+    opened = await turn(store, text="question")
+    first = await store.append_message(opened.conversation.id, reply("first answer"))
+
+    again = await reopen(store, opened, expected=first.id)
+    assert again.reopened
+    assert not again.duplicate
+    assert again.message.id == opened.message.id
+    assert again.swipe_of == first.id
+    second = await store.append_message(opened.conversation.id, swipe("second", again.swipe_of))
+
+    history = await store.recent_messages(opened.conversation.id, limit=10)
+    assert [m.content for m in history] == ["question", "second"]
+    everything = await store.list_messages(opened.conversation.id, alternatives=True)
+    assert [(m.content, m.hidden, m.swipe_of) for m in everything] == [
+        ("question", False, None),
+        ("first answer", True, None),
+        ("second", False, first.id),
+    ]
+    # A third joins the same alternatives, whichever is shown.
+    third_turn = await reopen(store, opened, expected=second.id)
+    assert third_turn.swipe_of == first.id
+    await store.append_message(opened.conversation.id, swipe("third", first.id))
+    assert [m.content for m in await store.list_messages(opened.conversation.id)] == [
+        "question",
+        "third",
+    ]
+
+
+async def test_choosing_an_alternative_shows_it_and_hides_the_others(
+    store: ConversationStore,
+) -> None:
+    opened = await turn(store, text="question")
+    first = await store.append_message(opened.conversation.id, reply("first"))
+    await store.append_message(opened.conversation.id, swipe("second", first.id))
+
+    chosen = await store.choose_swipe(opened.conversation.id, first.id)
+    assert (chosen.id, chosen.hidden) == (first.id, False)
+    history = await store.recent_messages(opened.conversation.id, limit=10)
+    assert [m.content for m in history] == ["question", "first"]
+
+    with pytest.raises(NotFound):  # a user message is no reply's alternative
+        await store.choose_swipe(opened.conversation.id, opened.message.id)
+    with pytest.raises(ConversationNotFound):
+        await store.choose_swipe("conv_nope", first.id)
+
+
+async def test_only_the_latest_reply_s_alternatives_can_be_chosen(
+    store: ConversationStore,
+) -> None:
+    opened = await turn(store, text="one")
+    first = await store.append_message(opened.conversation.id, reply("a"))
+    await store.append_message(opened.conversation.id, swipe("b", first.id))
+    await turn(store, text="two", conversation_id=opened.conversation.id)
+    with pytest.raises(Conflict, match="latest reply"):
+        await store.choose_swipe(opened.conversation.id, first.id)
+
+
+async def test_an_edit_replaces_the_text_and_hides_what_answered_the_old_one(
+    store: ConversationStore,
+) -> None:
+    opened = await turn(store, text="typo")
+    await store.append_message(opened.conversation.id, reply("answer to the typo"))
+
+    edited = await reopen(store, opened, text="fixed", expected=opened.message.id)
+    assert edited.message.content == "fixed"
+    assert edited.message.edited_at is not None
+    assert edited.swipe_of is None
+    assert [m.content for m in await store.recent_messages(opened.conversation.id, limit=9)] == [
+        "fixed"
+    ]
+    (stored,) = await store.list_messages(opened.conversation.id)
+    assert stored.edited_at is not None
+    assert stored.id == opened.message.id
+
+
+async def test_a_redo_of_something_no_longer_last_is_a_conflict_and_changes_nothing(
+    backend: Backend, store: ConversationStore
+) -> None:
+    opened = await turn(store, text="one")
+    old = await store.append_message(opened.conversation.id, reply("a"))
+    await turn(store, text="two", conversation_id=opened.conversation.id)
+    before = await backend.snapshot()
+    with pytest.raises(Conflict):
+        await reopen(store, opened, expected=old.id)
+    with pytest.raises(Conflict):
+        await reopen(store, opened, text="edit", expected=opened.message.id)
+    assert await backend.snapshot() == before
+
+
+async def test_a_redo_finds_only_the_user_s_own_one_to_one_conversation(
+    store: ConversationStore,
+) -> None:
+    opened = await turn(store, text="mine")
+    for user, character in (("u2", "alice"), ("u1", "bob")):
+        await turn(store, user=user, character=character)
+        with pytest.raises(ConversationNotFound):
+            await store.reopen_turn(
+                opened.conversation.id, external_user_id=user, character_id=character
+            )
+    with pytest.raises(ConversationNotFound):
+        await store.reopen_turn("conv_nope", external_user_id="u1", character_id="alice")
+
+
+async def test_a_retried_redo_key_is_the_same_redo(store: ConversationStore) -> None:
+    opened = await turn(store, text="q")
+    await store.append_message(opened.conversation.id, reply("a"))
+    first = await reopen(store, opened, idempotency_key="redo-1")
+    assert not first.duplicate
+    again = await reopen(store, opened, idempotency_key="redo-1")
+    assert again.duplicate
+    assert again.message.id == opened.message.id

@@ -112,6 +112,7 @@ def test_char_name_and_summary_fall_back() -> None:
         ("character_book: {entries: [{keys: x, content: y}]}", "entries.0.keys"),
         ("character_book: {name: book}", "entries: Field required"),
         ("extensions: {depth_prompt: {prompt: x, role: narrator}}", "depth_prompt.role"),
+        ("extensions: {depth_prompt: {prompt: x, role: tool}}", "depth_prompt.role"),
         ("extensions: {depth_prompt: {prompt: x, depth: '4'}}", "depth_prompt.depth"),
         ("extensions: {x: !!set {a: null}}", "is not JSON data"),
         ("assets: [{type: icon, uri: x, name: main}]", "assets.0.ext"),

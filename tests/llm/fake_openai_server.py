@@ -9,7 +9,8 @@ on 127.0.0.1, run by uvicorn in a background thread, answering with scripted beh
 Faults: ``Fail(status)`` (429, 5xx, 4xx with an OpenAI-style body), ``Hang(s)`` (no answer at
 all), ``Reply(first_token_delay_s=...)`` (a slow first token), ``Reply(token_delay_s=...)``
 (a slow stream), ``Reply(break_after=n)`` (the connection drops midway), ``Reply([])`` (an
-empty completion), ``Raw(b"data: {not json")`` (malformed events). ``server.otherwise`` is
+empty completion), ``Raw(b"data: {not json")`` (malformed events), ``Reply(tool_calls=[Call(...)])``
+(tool calls, their arguments streamed in ``pieces`` fragments each). ``server.otherwise`` is
 what it answers when nothing is scripted (``Reply()``; set ``Fail(503)`` for a dead backend).
 Every wait ends early when the server stops, so a test never waits for its own teardown.
 """
@@ -35,10 +36,22 @@ from starlette.routing import Route
 
 
 @dataclass
+class Call:
+    """A tool call the reply makes; ``arguments`` is sent as given, JSON or not."""
+
+    name: str
+    arguments: str = "{}"
+    id: str = "call_1"
+
+
+@dataclass
 class Reply:
     """A normal answer: streamed as SSE when the client asks for a stream, else plain JSON."""
 
     tokens: list[str] = field(default_factory=lambda: ["Hello", " there", "!"])
+    tool_calls: list[Call] = field(default_factory=list)  # after the tokens
+    pieces: int = 3  # fragments of each call's arguments in a stream
+    break_after_pieces: int | None = None  # drop the connection after this many tool events
     finish_reason: str = "stop"
     usage: tuple[int, int] | None = (7, 3)  # (prompt, completion); None: send no usage
     first_token_delay_s: float = 0.0
@@ -160,7 +173,12 @@ class FakeOpenAIServer:
 
 
 def _completion(model: str, reply: Reply) -> dict[str, Any]:
-    message = {"role": "assistant", "content": "".join(reply.tokens)}
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(reply.tokens) or None}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in reply.tool_calls
+        ]
     result: dict[str, Any] = {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -195,6 +213,10 @@ async def _sse(
         if delay:
             await pause(delay)
         yield event([{"index": 0, "delta": {"content": token}, "finish_reason": None}])
+    for step, pieces in enumerate(_tool_call_pieces(reply)):
+        if step == reply.break_after_pieces:
+            raise StreamBroken("scripted: the stream breaks in a tool call")
+        yield event([{"index": 0, "delta": {"tool_calls": pieces}, "finish_reason": None}])
     yield event([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}])
     if include_usage and reply.usage is not None:
         yield event([], usage=_usage(reply.usage))
@@ -208,3 +230,20 @@ def _usage(usage: tuple[int, int]) -> dict[str, int]:
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+
+
+def _tool_call_pieces(reply: Reply) -> list[list[dict[str, Any]]]:
+    """Each call as OpenAI streams it (id, type and name first, then the arguments in
+    fragments), the calls' pieces interleaved, one list per event."""
+    streams: list[list[dict[str, Any]]] = []
+    for index, call in enumerate(reply.tool_calls):
+        size = max(1, -(-len(call.arguments) // max(1, reply.pieces)))
+        head = {"index": index, "id": call.id, "type": "function"}
+        pieces = [{**head, "function": {"name": call.name, "arguments": ""}}]
+        pieces += [
+            {"index": index, "function": {"arguments": call.arguments[i : i + size]}}
+            for i in range(0, len(call.arguments), size)
+        ]
+        streams.append(pieces)
+    longest = max((len(pieces) for pieces in streams), default=0)
+    return [[p[step] for p in streams if step < len(p)] for step in range(longest)]

@@ -47,6 +47,8 @@ async def test_every_part_is_reported_ready(runtime: Runtime) -> None:
         "backend:fake": "ok",
         "backends": "ok",
         "task:character-watcher": "ok",
+        "task:experiments-refresh": "ok",  # re-reads the stored experiments
+        "task:reminders": "ok",  # delivers due reminders (docs/skills.md)
         "task:session-sweeper": "ok",
     }
 

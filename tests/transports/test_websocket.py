@@ -239,6 +239,12 @@ async def test_bad_frames_after_connect_get_errors_and_the_connection_lives(
     assert empty["error"]["code"] == "invalid_request"
     ghost = await client.request("message.send", {"character": "nobody", "text": "hi"})
     assert ghost["error"]["code"] == "character_not_found"
+    greeting = {"character": "aria", "text": "hi", "new_conversation": True, "greeting": 7}
+    unknown_greeting = await client.request("message.send", greeting)
+    assert unknown_greeting["error"]["code"] == "invalid_request"
+    assert "no greeting 7" in unknown_greeting["error"]["message"]
+    negative = await client.request("message.send", {**greeting, "greeting": -1})
+    assert negative["error"]["code"] == "invalid_request"
     assert (await client.request("ping"))["ok"] is True
     await client.close()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from personae.characters.cards.codec import decode_character
 from tests.characters.card_fixtures import card_png, v2_card
 from tests.web.conftest import ADMIN_KEY, Site, Tab, serve, sign_in
 
@@ -217,3 +218,19 @@ def test_the_live_view_reads_prometheus_text_like_histogram_quantile(tab: Tab, s
         "p95": 0.5,
         "none": None,
     }
+
+
+@pytest.mark.parametrize(("button", "suffix"), [("PNG", ".png"), ("JSON", ".json")])
+def test_a_character_exported_from_the_dashboard_reads_back(
+    tab: Tab, site: Site, button: str, suffix: str
+) -> None:
+    admin(tab, site, "characters")
+    row = tab.page.locator('#character-rows tr[data-character="juniper-quill"]')
+    with tab.page.expect_download() as download:
+        row.get_by_role("button", name=f"Export Juniper Quill as {button}").click()
+    saved = Path(download.value.path())
+    assert download.value.suggested_filename == f"juniper-quill{suffix}"
+    read = decode_character(saved.read_bytes(), suffix=suffix, source=saved.name)
+    assert read.name == "Juniper Quill"
+    expect(tab.page.locator("#import-result")).to_contain_text("Exported juniper-quill")
+    assert tab.errors == []

@@ -222,3 +222,77 @@ def test_what_the_character_remembers_can_be_seen_and_forgotten(tab: Tab, tmp_pa
         assert tab.dialogs == [("confirm", "Make Aria forget everything about you?")]
         assert site.http("GET", "/api/memory?user=sam&character=aria").json() == []
         assert tab.errors == []
+
+
+def test_the_gallery_shows_each_card_s_picture(tab: Tab, site: Site) -> None:
+    sign_in(tab, site.url, site.new_key())
+    pictures = tab.page.locator(".card-button .avatar img")
+    expect(pictures).to_have_count(tab.page.locator(".card-button").count())
+    # Each one arrived and decoded (a broken image has no natural size).
+    expect(tab.page.locator('[data-character="juniper-quill"] .avatar img')).to_be_visible()
+    sizes = pictures.evaluate_all("(imgs) => imgs.map((i) => [i.complete, i.naturalWidth])")
+    assert sizes
+    assert all(complete and width > 0 for complete, width in sizes), sizes
+    assert tab.errors == []
+
+
+def test_an_alternate_greeting_chosen_opens_the_conversation(tab: Tab, site: Site) -> None:
+    sign_in(tab, site.url, site.new_key())
+    tab.page.click('[data-character="aria"]')
+    greeting = tab.page.locator(".message.assistant .body").first
+    expect(greeting).to_contain_text("The charts are ready")
+    tab.page.click("#greeting-next")  # Aria has two greetings
+    expect(tab.page.locator(".swipe .hint")).to_have_text("2/2")
+    expect(greeting).to_contain_text("cargo manifest")
+    expect(tab.page.locator("#greeting-next")).to_be_focused()  # the arrows stay usable by keys
+    tab.page.keyboard.press("Enter")  # wraps around to the first, then back to the second
+    expect(tab.page.locator(".swipe .hint")).to_have_text("1/2")
+    tab.page.click("#greeting-next")
+    say(tab, "Stall them.")
+    reply = tab.page.locator(".message.assistant[data-id] .body").last
+    expect(reply).to_have_text(site.model.default_reply)
+
+    # What was stored: the chosen greeting first, as the conversation's own message.
+    conversation = tab.page.locator(".conversation[aria-current=true]").get_attribute(
+        "data-conversation"
+    )
+    path = f"/api/conversations/{conversation}/messages"
+    stored = site.http("GET", path, params={"user": "sam"}).json()
+    assert "cargo manifest" in stored[0]["content"]
+    assert "charts are ready" not in " ".join(m["content"] for m in stored)
+    assert tab.errors == []
+
+
+def test_regenerate_swipe_back_and_edit_the_last_message(tab: Tab, site: Site) -> None:
+    site.model.enqueue("First take.")
+    start_chat(tab, site)
+    say(tab, "Where to?")
+    last = tab.page.locator(".message.assistant[data-id]").last
+    expect(last.locator(".body")).to_have_text("First take.")
+
+    site.model.enqueue("Second take.", delay_s=0.02)
+    last.get_by_role("button", name="Regenerate").click()
+    expect(last.locator(".body")).to_have_text("Second take.")
+    expect(tab.page.locator(".swipe-position")).to_have_text("2/2")
+    assert tab.page.locator(".message.assistant", has_text="take.").count() == 1  # one shown
+    # The model was not shown its first take.
+    assert "First take." not in [m.content for m in site.model.requests[-1].messages]
+
+    tab.page.get_by_role("button", name="previous reply").click()
+    expect(tab.page.locator(".message.assistant[data-id] .body").last).to_have_text("First take.")
+    expect(tab.page.locator(".swipe-position")).to_have_text("1/2")
+    tab.page.reload()  # the choice is the server's, not the page's
+    expect(tab.page.locator(".message.assistant[data-id] .body").last).to_have_text("First take.")
+    expect(tab.page.locator(".swipe-position")).to_have_text("1/2")
+    tab.screenshot("swipes")
+
+    site.model.enqueue("Ceres it is.")
+    tab.page.locator(".message.user").last.get_by_role("button", name="Edit").click()
+    field = tab.page.get_by_role("textbox", name="edit your message")
+    field.fill("Where to, Ceres?")
+    field.press("Enter")
+    expect(tab.page.locator(".message.user .body").last).to_have_text("Where to, Ceres?")
+    expect(tab.page.locator(".message.assistant[data-id] .body").last).to_have_text("Ceres it is.")
+    assert site.model.requests[-1].messages[-1].content == "Where to, Ceres?"
+    assert tab.page.locator(".message.user").count() == 1
+    assert tab.errors == []

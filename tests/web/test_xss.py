@@ -51,9 +51,12 @@ def test_a_hostile_card_and_reply_render_as_text(tab: Tab, site: Site) -> None:
     # The greeting stored with the conversation is text too.
     assert "<iframe" in tab.page.locator(".message.assistant .body").first.inner_text()
 
-    # Nothing became an element: no image, frame, svg, link or script beyond the page's own.
-    for tag in ("img", "iframe", "svg", "a[href^=javascript]"):
+    # Nothing became an element: no image, frame, svg, link or script beyond the page's own
+    # (the avatars are the page's: pictures the server made, as blob: URLs).
+    for tag in ("img:not(.avatar > img)", "iframe", "svg", "a[href^=javascript]"):
         assert tab.page.locator(tag).count() == 0, tag
+    sources = tab.page.locator(".avatar > img").evaluate_all("(l) => l.map((i) => i.src)")
+    assert all(src.startswith("blob:") for src in sources), sources
     assert tab.page.locator("script").count() == 1
 
     # The dashboard shows the same name as text.

@@ -12,6 +12,7 @@ from personae.channels import plugin as channels_plugin
 from personae.core.ports import ChatModel
 from personae.core.routing import ModelRoutes, RouteRule
 from personae.core.skill_stage import SkillStage
+from personae.core.skills import SkillRunner
 from personae.errors import ConfigurationError
 from personae.llm import plugin as llm_plugin
 from personae.llm.cache import ResponseCache
@@ -121,9 +122,12 @@ async def build_backends(
     return backends
 
 
-def build_skills(plugins: pluggy.PluginManager | None = None) -> SkillStage:
-    """Every skill the plugins register (built-ins and entry points); characters pick theirs."""
-    return SkillStage(skill_registry(plugins or load_plugins()))
+def build_skills(
+    plugins: pluggy.PluginManager | None = None, *, runner: SkillRunner | None = None
+) -> SkillStage:
+    """Every skill the plugins register (built-ins and entry points); characters pick theirs.
+    ``runner``: the timeout and concurrency of ``skills:`` settings (else the defaults)."""
+    return SkillStage(skill_registry(plugins or load_plugins()), runner)
 
 
 def backend_limits(settings: Settings, name: str, model: ChatModel) -> BackendLimits:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import structlog
 
@@ -19,6 +18,7 @@ from personae.core.supervisor import Supervisor
 from personae.llm.pool import BackendPool
 from personae.observability.metrics import Metrics
 from personae.settings import Settings
+from personae.storage.sqlite.database import SqliteDatabase
 from personae.storage.sqlite.retention import SqliteAuditRetention, SqliteMessageRetention
 
 log = structlog.get_logger(__name__)
@@ -67,16 +67,17 @@ async def start_retention(
     *,
     metrics: Metrics | None,
     memory: Purgeable | None = None,
+    database: SqliteDatabase,
+    turn_records: Purgeable | None = None,
 ) -> RetentionJob | None:
     """The retention job for the kinds that have a number of days, or None when none do."""
     retention = settings.retention
     kinds: dict[str, Retained] = {}
-    path: Path = settings.database_path
     if retention.messages_days is not None:
-        messages = await stack.enter_async_context(SqliteMessageRetention(path))
+        messages = await stack.enter_async_context(SqliteMessageRetention(database))
         kinds["messages"] = Retained(messages, retention.messages_days)
     if retention.audit_days is not None:
-        audit = await stack.enter_async_context(SqliteAuditRetention(path))
+        audit = await stack.enter_async_context(SqliteAuditRetention(database))
         kinds["audit"] = Retained(audit, retention.audit_days)
     if retention.memories_days is not None:
         if memory is None:
@@ -85,6 +86,8 @@ async def start_retention(
             log.warning("retention.memories_days is set but no memory store is running")
         else:
             kinds["memories"] = Retained(memory, retention.memories_days)
+    if turn_records is not None and settings.replay.records_days is not None:
+        kinds["turn_records"] = Retained(turn_records, settings.replay.records_days)
     if not kinds:
         return None
     job = RetentionJob(kinds, on_purged=metrics.observer.purged if metrics else None)

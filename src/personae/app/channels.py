@@ -21,6 +21,7 @@ from personae.plugins.specs import ChannelConfig, ChannelFactory
 from personae.settings import ChannelReconnectSettings, ChannelSettings, Settings
 from personae.storage.sqlite.channel_directory import SqliteChannelDirectory
 from personae.storage.sqlite.channel_outbox import SqliteChannelOutbox
+from personae.storage.sqlite.database import SqliteDatabase
 
 
 def channel_factories(manager: pluggy.PluginManager) -> dict[str, ChannelFactory]:
@@ -71,6 +72,7 @@ async def open_channels(
     hub: ConversationHub,
     catalog: CharacterCatalog,
     plugins: pluggy.PluginManager,
+    database: SqliteDatabase,
 ) -> ChannelSet | None:
     """Start the enabled channels on ``stack`` (stopped when it closes); None when none is
     configured."""
@@ -85,9 +87,8 @@ async def open_channels(
             raise ConfigurationError(
                 f"channel {name}: unknown kind {configured.kind!r}; known: {known}", channel=name
             )
-    path = settings.database_path
-    outbox = await stack.enter_async_context(SqliteChannelOutbox(path))
-    directory = await stack.enter_async_context(SqliteChannelDirectory(path))
+    outbox = await stack.enter_async_context(SqliteChannelOutbox(database))
+    directory = await stack.enter_async_context(SqliteChannelDirectory(database))
     identities = Identities(directory, code_ttl_s=section.link_code_ttl_s, now=utc_now)
     policy = OutboxPolicy(
         max_attempts=section.outbox.max_attempts,

@@ -4,21 +4,28 @@ and the memory stage the chat service calls each turn."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
 
+from personae.app.database import sqlite_database
+from personae.app.knowledge import knowledge_indexer
 from personae.core.memory.indexing import EmbeddingJob, IndexingSettings
 from personae.core.memory.items import EmbeddingSpace
-from personae.core.memory.stage import MemoryBudget, MemoryStage
-from personae.core.ports import AuditLog, Embedder
+from personae.core.memory.llm_extract import LlmFactExtractor
+from personae.core.memory.midterm import MidTermJob, MidTermMemory, MidTermSettings
+from personae.core.memory.stage import MemoryBudget, MemoryStage, PromptMemory
+from personae.core.memory.summary import Summariser
+from personae.core.ports import AuditLog, ChatModel, ConversationStore, Embedder
 from personae.core.supervisor import Supervisor
 from personae.errors import ConfigurationError
+from personae.knowledge.watcher import KnowledgeWatcher
 from personae.settings import MemorySettings, Settings
 from personae.storage.sqlite import SqliteConversationStore
 from personae.storage.sqlite.audit import SqliteAuditLog
+from personae.storage.sqlite.database import SqliteDatabase
 from personae.storage.sqlite.memory import SqliteMemoryStore
 
 log = structlog.get_logger(__name__)
@@ -27,9 +34,10 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class Memory:
     store: SqliteMemoryStore
-    stage: MemoryStage
+    stage: PromptMemory  # profile + recall, and the summary when mid-term memory is on
     embedder: Embedder | None  # None: full-text recall only
     job: EmbeddingJob | None
+    midterm: MidTermJob | None = None  # the summary and the LLM fact extractor
 
 
 def build_embedder(settings: MemorySettings) -> Embedder | None:
@@ -64,10 +72,19 @@ def build_embedder(settings: MemorySettings) -> Embedder | None:
 
 
 async def open_memory(
-    settings: Settings, stack: AsyncExitStack, supervisor: Supervisor
+    settings: Settings,
+    stack: AsyncExitStack,
+    supervisor: Supervisor,
+    *,
+    database: SqliteDatabase,
+    conversations: ConversationStore | None = None,
+    model: ChatModel | None = None,
+    cross_character: Callable[[str], bool] = lambda character_id: False,
 ) -> Memory | None:
     """Open memory on the runtime's stack (None when ``memory.enabled`` is off) and start its
-    embedding job, which first picks up whatever was left pending (a crash, a new model)."""
+    embedding job, which first picks up whatever was left pending (a crash, a new model).
+    With ``conversations`` and ``model`` (the LLM that writes them), the mid-term job too;
+    ``cross_character`` says which characters see the user's memory with others."""
     config = settings.memory
     if not config.enabled:
         return None
@@ -76,13 +93,16 @@ async def open_memory(
     if embedder is not None:
         await stack.enter_async_context(embedder)
         space = EmbeddingSpace(embedder.model_name, embedder.dimension)
-    store = await stack.enter_async_context(SqliteMemoryStore(settings.database_path, space=space))
+    store = await stack.enter_async_context(SqliteMemoryStore(database, space=space))
     job: EmbeddingJob | None = None
     if embedder is not None:
         job = EmbeddingJob(
             store, embedder, IndexingSettings(batch_size=config.batch_size, idle_s=config.idle_s)
         )
         supervisor.start("memory-embedder", job.run_forever)
+    indexer = knowledge_indexer(config, store, embedder)
+    if indexer is not None:  # documents attached to characters, re-indexed as they change
+        supervisor.start("knowledge-watcher", KnowledgeWatcher(indexer).run_forever)
     stage = MemoryStage(
         store,
         embedder=embedder,
@@ -93,9 +113,68 @@ async def open_memory(
             profile_tokens=config.profile_tokens,
             embed_timeout_s=config.embed_timeout_s,
         ),
+        conversations=conversations,
+        cross_character=cross_character,
     )
+    midterm = None
+    prompt_memory: PromptMemory = stage
+    if conversations is not None and model is not None:
+        midterm = midterm_job(
+            config, conversations, store, model, context_tokens=settings.llm.context_tokens
+        )
+        if midterm is not None:
+            supervisor.start("memory-midterm", midterm.run_forever)
+            prompt_memory = MidTermMemory(stage, conversations, midterm)
     log.info("memory on", embedder=embedder.model_name if embedder else None)
-    return Memory(store, stage, embedder, job)
+    return Memory(store, prompt_memory, embedder, job, midterm)
+
+
+def midterm_model(
+    settings: Settings, models: Mapping[str, ChatModel], default: ChatModel
+) -> ChatModel:
+    """The backend that writes summaries and extracts facts: ``memory.midterm_backend``, or
+    the default route's."""
+    name = settings.memory.midterm_backend
+    if name is None:
+        return default
+    if name not in models:
+        raise ConfigurationError(
+            f"memory.midterm_backend: no backend {name!r} (known: {', '.join(sorted(models))})"
+        )
+    return models[name]
+
+
+def midterm_job(
+    config: MemorySettings,
+    conversations: ConversationStore,
+    store: SqliteMemoryStore,
+    model: ChatModel,
+    *,
+    context_tokens: int = 2048,
+) -> MidTermJob | None:
+    """The rolling summary and the LLM fact extractor on ``model`` (None if both are off)."""
+    if not config.summary_tokens and not config.extract_every_turns:
+        return None
+    context = model.context_window or context_tokens
+    summariser = None
+    if config.summary_tokens:
+        # The batch of messages gets what the context holds beside the answer and instructions.
+        room = context - 3 * config.summary_tokens - 200
+        summariser = Summariser(
+            model, summary_tokens=config.summary_tokens, input_tokens=max(200, min(3000, room))
+        )
+    return MidTermJob(
+        conversations,
+        store,
+        summariser=summariser,
+        extractor=LlmFactExtractor(model) if config.extract_every_turns else None,
+        facts=store,
+        settings=MidTermSettings(
+            summary_tokens=config.summary_tokens,
+            summary_min_messages=config.summary_min_messages,
+            extract_every_turns=config.extract_every_turns,
+        ),
+    )
 
 
 @asynccontextmanager
@@ -104,8 +183,9 @@ async def open_memory_admin(
 ) -> AsyncIterator[tuple[SqliteConversationStore, SqliteMemoryStore, AuditLog]]:
     """The stores ``personae memory`` reads and forgets in (no server, no embedder needed)."""
     async with (
-        SqliteConversationStore(settings.database_path) as conversations,
-        SqliteMemoryStore(settings.database_path) as memory,
-        SqliteAuditLog(settings.database_path) as audit,
+        sqlite_database(settings) as database,
+        SqliteConversationStore(database) as conversations,
+        SqliteMemoryStore(database) as memory,
+        SqliteAuditLog(database) as audit,
     ):
         yield conversations, memory, audit

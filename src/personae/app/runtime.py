@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from personae.app.backends import build_backends, build_routes, build_skills, load_plugins
 from personae.app.background import (
@@ -24,9 +25,15 @@ from personae.app.background import (
     sweep_sessions,
 )
 from personae.app.channels import open_channels
-from personae.app.memory import open_memory
+from personae.app.character_media import FolderMedia
+from personae.app.database import sqlite_database
+from personae.app.experiments import open_experiments
+from personae.app.mcp import mcp_checks, mcp_endpoint, open_mcp_skills, serving_mcp
+from personae.app.memory import midterm_model, open_memory
 from personae.app.observability import build_observability, watch_live_state
+from personae.app.replay import ServerReplays, open_turn_records, server_replays
 from personae.app.security import open_security
+from personae.app.skills import Reminders, open_runtime_skills, skill_runner
 from personae.app.uploads import FolderUploads
 from personae.characters.lorebooks import LorebookShelf
 from personae.characters.reload import CharacterFolder
@@ -34,6 +41,7 @@ from personae.coordination.local import LocalConversationLock, LocalEventBus
 from personae.core.admission import Admission
 from personae.core.catalog import CharacterCatalog
 from personae.core.channels import ChannelGateway
+from personae.core.experiments.admin import ExperimentAdmin
 from personae.core.hub import ConversationHub
 from personae.core.memory.capture import memories_of
 from personae.core.moderation import WordFilter
@@ -45,9 +53,12 @@ from personae.core.safety import ContentPolicy
 from personae.core.service import ChatService, TurnSettings
 from personae.core.sessions import SessionRegistry
 from personae.core.supervisor import Supervisor
+from personae.core.turn_record import TurnRecords
 from personae.core.types import GenerationParams
 from personae.errors import ConfigurationError
 from personae.llm.pool import BackendPool
+from personae.mcp.client import McpConnection
+from personae.mcp.http import PATH as MCP_PATH
 from personae.observability.metrics import Metrics
 from personae.observability.tracing import Tracing, TracingMiddleware
 from personae.security.auth import KeyAuthenticator
@@ -78,7 +89,13 @@ class Runtime:
     supervisor: Supervisor = field(default_factory=Supervisor)  # the background tasks
     channels: ChannelGateway | None = None  # chat platforms (docs/channels.md); None: none
     uploads: FolderUploads | None = None  # characters uploaded over the API
+    media: FolderMedia | None = None  # avatars and exports of the folder's characters
     memory: MemoryStore | None = None  # long-term memory (docs/memory.md); None: off
+    experiments: ExperimentAdmin | None = None  # A/B tests and gray releases
+    reminders: Reminders | None = None  # the reminders skill's store and dispatcher
+    turn_records: TurnRecords | None = None  # sampled turns, for trace (docs/replay.md)
+    replays: ServerReplays | None = None  # recorded conversations re-run with overrides
+    mcp_servers: tuple[McpConnection, ...] = ()  # MCP servers whose tools are skills
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -95,6 +112,7 @@ class Runtime:
                 checks[f"channel:{name}"] = "ok" if health == "up" else f"warning: {health}"
         for name, status in sorted(self.supervisor.status().items()):
             checks[f"task:{name}"] = status.describe()
+        checks.update(mcp_checks(self.mcp_servers))
         return checks
 
     def gateway(self) -> Gateway:
@@ -110,7 +128,11 @@ class Runtime:
             metrics=self.metrics.render if self.metrics is not None else None,
             security=self.security,
             uploads=self.uploads,
+            media=self.media,
             memory=self.memory,
+            experiments=self.experiments,
+            turn_records=self.turn_records,
+            replays=self.replays,
         )
 
 
@@ -147,6 +169,7 @@ def turn_settings(settings: Settings) -> TurnSettings:
         user_name=settings.user_name,
         log_content=settings.log_content,
         group_max_replies=settings.limits.group_max_replies,
+        max_tool_rounds=settings.skills.tool_rounds,
     )
 
 
@@ -165,22 +188,55 @@ async def open_runtime(
     async with AsyncExitStack() as stack:
         # With memory on, each message is stored with its memory items in one transaction.
         remember = memories_of if settings.memory.enabled else None
+        # One database for every store, entered first so that it closes last.
+        database = await stack.enter_async_context(sqlite_database(settings))
         store = await stack.enter_async_context(
-            SqliteConversationStore(settings.database_path, remember=remember)
+            SqliteConversationStore(database, remember=remember)
         )
         plugins = load_plugins()
+        # MCP servers' tools join the skills through the same hook (before the registry is read).
+        mcp_servers = await open_mcp_skills(settings.mcp, stack, plugins)
         models = dict(backends) if backends is not None else await build_backends(settings, plugins)
         for model in models.values():
             await stack.enter_async_context(model)
         routes, pool = build_routes(settings, models)
         obs = build_observability(settings)
         supervisor = Supervisor()
-        memory = await open_memory(settings, stack, supervisor)
+        memory = await open_memory(
+            settings,
+            stack,
+            supervisor,
+            database=database,
+            conversations=store,
+            model=midterm_model(settings, models, routes.default),
+            cross_character=lambda c: c in catalog and catalog.get(c).memory.cross_character,
+        )
+        # Reminders and memory commands: skills over the stores, registered like plugins'.
+        reminders = await open_runtime_skills(
+            settings,
+            stack,
+            plugins,
+            database=database,
+            conversations=store,
+            memory=memory.store if memory is not None else None,
+            embedder=memory.embedder if memory is not None else None,
+        )
         if tracing is None and settings.tracing.enabled:
             tracing = Tracing.from_environment()
             stack.push_async_callback(asyncio.to_thread, tracing.shutdown)
-        security = await open_security(settings, stack, metrics_observer=obs.observer)
-        observer = ObserverFanout([obs.observer, security.observer])
+        security = await open_security(
+            settings, stack, metrics_observer=obs.observer, database=database
+        )
+        experiments = await open_experiments(
+            settings,
+            stack,
+            database=database,
+            catalog=catalog,
+            observer=obs.observer,
+            supervisor=supervisor,
+        )
+        observer = ObserverFanout([obs.observer, security.observer, experiments.recorder])
+        records, recorder = await open_turn_records(settings, stack, database)
         service = ChatService(
             catalog=catalog,
             store=store,
@@ -188,10 +244,12 @@ async def open_runtime(
             lock=LocalConversationLock(),
             settings=turn_settings(settings),
             observer=observer,
-            skills=build_skills(plugins),
+            skills=build_skills(plugins, runner=skill_runner(settings)),
             content=content_policy(settings),
             tracer=tracing.tracer if tracing is not None else None,
             memory=memory.stage if memory is not None else None,
+            experiments=experiments.live,
+            recorder=recorder,
         )
         # Runs before the store closes (exit order is reversed): late partial-reply writes
         # of cancelled turns land first.
@@ -212,13 +270,19 @@ async def open_runtime(
             reject_when_busy=realtime.busy_policy == "reject",
             observer=obs.observer,
         )
+        if memory is not None and memory.midterm is not None:  # summaries at session expiry
+            hub.sessions.on_expire(memory.midterm.session_expired)
         sweep_s = max(1.0, realtime.session_idle_expiry_s / 10)
         supervisor.start("session-sweeper", lambda: sweep_sessions(hub.sessions, sweep_s))
         # Running turns finish (or end with an error event) before anything closes.
         stack.push_async_callback(hub.close, grace_s=realtime.shutdown_grace_s)
         watcher = SupervisedWatcher(characters)  # also what the metrics read of characters
         # Entered after the hub, so channels stop first: their replies in flight finish.
-        channels = await open_channels(settings, stack, hub=hub, catalog=catalog, plugins=plugins)
+        channels = await open_channels(
+            settings, stack, hub=hub, catalog=catalog, plugins=plugins, database=database
+        )
+        # Due reminders (overdue ones at once, after a restart) into conversations and chats.
+        reminders.start(supervisor, hub=hub, conversations=store, channels=channels)
         watch_live_state(
             obs,
             pool=pool,
@@ -231,7 +295,15 @@ async def open_runtime(
         if settings.watch_characters:
             supervisor.start("character-watcher", watcher.run)
         memory_store = memory.store if memory is not None else None
-        await start_retention(settings, stack, supervisor, metrics=obs.metrics, memory=memory_store)
+        await start_retention(
+            settings,
+            stack,
+            supervisor,
+            metrics=obs.metrics,
+            memory=memory_store,
+            database=database,
+            turn_records=records,
+        )
         # Pushed last, so it stops first: no reload or sweep while the rest shuts down.
         stack.push_async_callback(supervisor.close)
         yield Runtime(
@@ -249,8 +321,23 @@ async def open_runtime(
             security=security.ports,
             channels=channels,
             uploads=FolderUploads(characters),
+            media=FolderMedia(characters.path, catalog),
             supervisor=supervisor,
             memory=memory_store,
+            reminders=reminders,
+            mcp_servers=tuple(mcp_servers),
+            experiments=experiments.admin,
+            turn_records=records,
+            replays=server_replays(
+                settings,
+                store=store,
+                records=records,
+                catalog=catalog,
+                routes=routes,
+                turn=turn_settings(settings),
+                content=content_policy(settings),
+                experiments=experiments.live.get,
+            ),
         )
 
 
@@ -291,6 +378,7 @@ def build_app(
     owned = tracing is None and settings.tracing.enabled
     if owned:
         tracing = Tracing.from_environment()
+    mcp = mcp_endpoint(settings)  # Personae's own MCP tools (docs/mcp.md); None: off
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -300,7 +388,8 @@ def build_app(
                 app.state.channels = runtime.channels
                 runtime.supervisor.start("heartbeat", lambda: beat_forever(gateway))
                 try:
-                    yield
+                    async with serving_mcp(mcp, runtime):  # /mcp answers from here on
+                        yield
                 finally:
                     del app.state.gateway
         finally:
@@ -312,6 +401,8 @@ def build_app(
         max_body_bytes=settings.limits.max_body_bytes,
         max_upload_bytes=settings.limits.max_upload_bytes,
     )
+    if mcp is not None:
+        app.router.routes.append(Route(MCP_PATH, mcp, include_in_schema=False))  # an ASGI app
     if tracing is not None:
         app.add_middleware(TracingMiddleware, tracing=tracing)  # outermost: sees every request
     return app

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from personae.app.database import sqlite_database
 from personae.core.observe import TurnObserver
 from personae.core.ports import AuditLog
 from personae.security.api_keys import KeyRegistry
@@ -16,6 +17,7 @@ from personae.security.gate import CallerGate
 from personae.security.jwt_tokens import JwtVerifier
 from personae.settings import Settings
 from personae.storage.sqlite.audit import SqliteAuditLog
+from personae.storage.sqlite.database import SqliteDatabase
 from personae.storage.sqlite.keys import SqliteKeyStore
 from personae.storage.sqlite.user_data import SqliteUserData
 from personae.transports.gateway import SecurityPorts
@@ -29,13 +31,16 @@ class Security:
 
 
 async def open_security(
-    settings: Settings, stack: AsyncExitStack, *, metrics_observer: TurnObserver
+    settings: Settings,
+    stack: AsyncExitStack,
+    *,
+    metrics_observer: TurnObserver,
+    database: SqliteDatabase,
 ) -> Security:
     """Open the stores on ``stack``; rows still queued are written before the log closes."""
-    path = settings.database_path
-    keys = await stack.enter_async_context(SqliteKeyStore(path))
-    audit = await stack.enter_async_context(SqliteAuditLog(path))
-    users = await stack.enter_async_context(SqliteUserData(path))
+    keys = await stack.enter_async_context(SqliteKeyStore(database))
+    audit = await stack.enter_async_context(SqliteAuditLog(database))
+    users = await stack.enter_async_context(SqliteUserData(database))
     registry = KeyRegistry(keys, cache_s=settings.security.key_cache_s)
     jwt = settings.security.jwt
     authenticator = KeyAuthenticator(
@@ -58,7 +63,8 @@ async def open_security(
 async def open_key_admin(settings: Settings) -> AsyncIterator[tuple[KeyRegistry, AuditLog]]:
     """The key registry and the audit log, for ``personae keys`` (no server needed)."""
     async with (
-        SqliteKeyStore(settings.database_path) as keys,
-        SqliteAuditLog(settings.database_path) as audit,
+        sqlite_database(settings) as database,
+        SqliteKeyStore(database) as keys,
+        SqliteAuditLog(database) as audit,
     ):
         yield KeyRegistry(keys, cache_s=0), audit

@@ -1,8 +1,9 @@
 """An inbound platform message becomes a turn on the ``ConversationHub``, the same path a
 WebSocket message takes, and the turn's events become the reply on the platform.
 
-Per message: chat commands (``/link``, ``/character``, ``/new``, ``/help``) are answered here;
-otherwise the sender is mapped to a Personae user (``identity``), a character is chosen
+Per message: chat commands (``/link``, ``/character``, ``/new``, ``/help``) are answered here
+(any other command goes to the character, whose skills may know it: ``/remind``); otherwise
+the sender is mapped to a Personae user (``identity``), a character is chosen
 (``routing``), the conversation is the chat's own (``scope: chat``) or the user's latest with
 the character (``scope: shared``), and the message is sent with the platform message id as
 idempotency key, so a redelivered update never makes a second turn.
@@ -120,6 +121,7 @@ class ChannelBridge:
             conversation_id=None if fresh else conversation,
             new_conversation=fresh,
             channel=self.platform,
+            chat=message.chat,  # where the character's later messages go (reminders)
             idempotency_key=_idempotency_key(self.platform, message),
         )
         try:
@@ -179,8 +181,8 @@ class ChannelBridge:
             await self._say(message, "Starting a new conversation.", "new")
         elif command.name in ("start", "help"):
             await self._say(message, HELP, "help")
-        elif not message.group:
-            await self._say(message, f"Unknown command /{command.name}. {HELP}", "unknown")
+        else:  # the character's skills may know it (/remind, /roll, ...), else the model
+            await self._turn(message)
 
     async def _link(self, message: PlatformMessage, code: str) -> str:
         if not code:

@@ -127,9 +127,14 @@ class CharacterCatalog:
             raise CharacterNotFound(character_id)
         if version is None or version == current.hash:
             return current
-        for kept in self._versions[character_id]:
-            if kept.hash == version:
-                return kept
+        kept = self._versions[character_id]
+        for candidate in kept:
+            if candidate.hash == version:
+                return candidate
+        # A unique prefix (as `personae release --version ab12cd` takes it) names one too.
+        matches = [c for c in kept if len(version) >= 6 and c.hash.startswith(version)]
+        if len(matches) == 1:
+            return matches[0]
         raise NotFound(
             f"character {character_id!r} has no kept version {version[:12]}",
             character_id=character_id,

@@ -35,7 +35,7 @@ from personae.core.behaviour.parse import parse_behaviour
 from personae.core.behaviour.spec import BehaviourSpec
 from personae.core.behaviour.validate import BehaviourInvalid
 from personae.core.lorebook import Lorebook, parse_book
-from personae.core.types import Role, SamplingOverrides
+from personae.core.types import TEXT_ROLES, Role, SamplingOverrides
 from personae.errors import CharacterDefinitionError
 
 CHARACTER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -62,6 +62,16 @@ class GenerationOverrides(BaseModel):
         return SamplingOverrides(
             max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p
         )
+
+
+class MemoryOptions(BaseModel):
+    """How a character uses the user's memory (docs/memory.md, "Partitions and scope")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Whether it may recall what the user told *other* characters; by default each
+    #: (user, character) pair's memory is its own.
+    cross_character: bool = False
 
 
 class Asset(BaseModel):
@@ -138,6 +148,7 @@ class Character(BaseModel):
     skills: tuple[str, ...] = ()  # the skills it may use, by name, in trigger order
     behaviour: dict[str, Any] | None = None  # kept raw; parsed: ``machine`` (docs/behaviour.md)
     generation: GenerationOverrides = GenerationOverrides()
+    memory: MemoryOptions = MemoryOptions()
     card_extras: CardExtras = CardExtras()
     source_format: SourceFormat = "yaml"
     source_container: Container = "yaml"
@@ -281,7 +292,7 @@ class Character(BaseModel):
             raise ValueError("extensions.depth_prompt.prompt: expected a string")
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
             raise ValueError("extensions.depth_prompt.depth: expected a whole number >= 0")
-        if role not in {r.value for r in Role}:
+        if role not in TEXT_ROLES:  # a tool message answers a call, never a card
             raise ValueError("extensions.depth_prompt.role: expected system, user or assistant")
         return DepthPrompt(prompt, depth, Role(role)) if prompt.strip() else None
 

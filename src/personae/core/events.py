@@ -61,6 +61,7 @@ DELTA = "message.delta"
 DONE = "message.done"
 STATE = "state.changed"
 ERROR = "error"
+SWIPED = "message.swiped"  # another of a reply's alternatives is shown (no turn ran)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,8 @@ def message_payload(message: Message) -> dict[str, Any]:
         "model": message.model,
         "character_version": message.character_version,
         "speaker": message.speaker,
+        "swipe_of": message.swipe_of,  # one of a reply's alternatives: the first of them
+        "edited_at": message.edited_at.isoformat() if message.edited_at else None,
     }
 
 

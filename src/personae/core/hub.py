@@ -32,6 +32,7 @@ from personae.core.events import (
     DONE,
     ERROR,
     STATE,
+    SWIPED,
     ConversationEvent,
     MessageAck,
     MessageDelta,
@@ -45,7 +46,7 @@ from personae.core.observe import TurnObserver
 from personae.core.ports import ConversationLock, ConversationStore, EventBus
 from personae.core.service import ChatService
 from personae.core.sessions import SessionRegistry
-from personae.core.types import InboundMessage
+from personae.core.types import Conversation, InboundMessage, Message, NewMessage
 from personae.errors import Busy, ConversationNotFound, Overloaded, PersonaeError
 
 log = structlog.get_logger(__name__)
@@ -229,6 +230,66 @@ class ConversationHub:
                 yield event
                 last = event.seq
 
+    async def post(
+        self,
+        user: str,
+        character_id: str,
+        conversation_id: str,
+        message: NewMessage,
+        *,
+        reason: str = "posted",
+    ) -> Message:
+        """Add a message no user message asked for (a reminder) to a one-to-one conversation:
+        stored, then logged and published as a ``message.done`` without ``reply_to`` (its
+        ``finish_reason`` is ``reason``), ordered with the conversation's turns by their lock."""
+        async with self._lock.hold("\x00".join((user, character_id))):
+            stored = await self._store.append_message(conversation_id, message)
+            conversation = await self._store.get_conversation(conversation_id)
+            if conversation is None:  # deleted between the two
+                raise ConversationNotFound(conversation_id)
+            live = _LiveTurn(conversation_id, user, "", conversation.last_event_seq + 1)
+            payload = {
+                "reply_to": None,
+                "message": message_payload(stored),
+                "usage": {"prompt_tokens": 0, "completion_tokens": message.completion_tokens},
+                "latency_ms": 0.0,
+                "time_to_first_token_ms": None,
+                "finish_reason": reason,
+            }
+            event = live.emit(DONE, payload)
+            await self._store_unstored(live)
+            await self._bus.publish(event)
+            return stored
+
+    async def redo(self, inbound: InboundMessage) -> Accepted:
+        """A regenerate or an edit (``inbound.redo``) in the user's own conversation: sent like
+        a message, to the conversation's character."""
+        conversation = await self._owned(inbound.user, inbound.conversation_id or "")
+        return await self.send(dataclasses.replace(inbound, character_id=conversation.character_id))
+
+    async def choose_swipe(self, user: str, conversation_id: str, message_id: str) -> Message:
+        """Show another of the latest reply's alternatives, for every device: stored, then
+        logged and published as ``message.swiped``, ordered with the conversation's turns."""
+        conversation = await self._owned(user, conversation_id)
+        async with self._lock.hold("\x00".join((user, conversation.character_id))):
+            chosen = await self._store.choose_swipe(conversation_id, message_id)
+            current = await self._store.get_conversation(conversation_id)
+            if current is None:  # deleted between the two
+                raise ConversationNotFound(conversation_id)
+            live = _LiveTurn(conversation_id, user, "", current.last_event_seq + 1)
+            event = live.emit(SWIPED, {"message": message_payload(chosen)})
+            await self._store_unstored(live)
+            await self._bus.publish(event)
+            return chosen
+
+    async def _owned(self, user: str, conversation_id: str) -> Conversation:
+        """The user's own conversation; someone else's is reported missing, not forbidden."""
+        owner = await self._store.get_user(user)
+        conversation = await self._store.get_conversation(conversation_id)
+        if owner is None or conversation is None or conversation.user_id != owner.id:
+            raise ConversationNotFound(conversation_id)
+        return conversation
+
     async def close(self, *, grace_s: float) -> None:
         """Stop accepting; let running turns finish within ``grace_s``; cancel the rest (they
         end with an ``error`` event that says why)."""
@@ -327,9 +388,10 @@ class ConversationHub:
         )
         live.task = asyncio.current_task()
         self.sessions.begin_turn(conversation.id, inbound.user)
-        event = live.emit(
-            ACK, {"message": message_payload(ack.message), "character": conversation.character_id}
-        )
+        payload = {"message": message_payload(ack.message), "character": conversation.character_id}
+        if inbound.redo is not None:  # the message was shown before: its replies get replaced
+            payload["redo"] = inbound.redo.value
+        event = live.emit(ACK, payload)
         await self._store_unstored(live)
         self._live[conversation.id] = live
         await self._bus.publish(event)

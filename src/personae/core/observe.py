@@ -44,6 +44,15 @@ class TurnReport:
     ttft_ms: float | None
     tokens_in: int
     tokens_out: int
+    # For experiments (docs/experiments.md): set when a variant ran the turn; the ids and
+    # lengths let a report count users and join feedback, and never carry message text.
+    experiment: str | None = None  # the experiment's id
+    variant: str | None = None
+    user: str = ""
+    conversation: str | None = None
+    reply_id: str | None = None  # the stored reply (None: the turn stored none)
+    user_chars: int = 0  # the user message's length
+    conversation_messages: int = 0  # messages in the conversation once the turn opened
 
 
 class TurnObserver:
@@ -64,6 +73,9 @@ class TurnObserver:
 
     def recall_finished(self, latency_ms: float, *, hits: int) -> None:
         """Memory recall for a turn ended (the memory stage calls this), ``hits`` items."""
+
+    def feedback_given(self, experiment: str, variant: str, value: int) -> None:
+        """A user rated (+1/-1) a reply that an experiment's variant wrote."""
 
 
 class ObserverFanout(TurnObserver):
@@ -92,11 +104,15 @@ class ObserverFanout(TurnObserver):
         for observer in self.observers:
             observer.recall_finished(latency_ms, hits=hits)
 
+    def feedback_given(self, experiment: str, variant: str, value: int) -> None:
+        for observer in self.observers:
+            observer.feedback_given(experiment, variant, value)
+
 
 class TurnTally:
     """Watches one turn's events and how it ended, then reports it once (``ChatService``)."""
 
-    __slots__ = ("_done", "_first_text_at", "_outcome", "duplicate", "parts", "started")
+    __slots__ = ("_ack", "_done", "_first_text_at", "_outcome", "duplicate", "parts", "started")
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
@@ -104,6 +120,7 @@ class TurnTally:
         self.parts: list[str] = []  # the reply text as it streamed
         self._first_text_at: float | None = None
         self._done: MessageDone | None = None
+        self._ack: MessageAck | None = None
         self._outcome: TurnOutcome | None = None
 
     def saw(self, event: TurnEvent) -> None:
@@ -113,8 +130,9 @@ class TurnTally:
             self.parts.append(event.text)
         elif isinstance(event, MessageDone):
             self._done = event
-        elif isinstance(event, MessageAck) and event.duplicate:
-            self.duplicate = True
+        elif isinstance(event, MessageAck):
+            self._ack = event
+            self.duplicate = event.duplicate
 
     def ended_by(self, exc: BaseException) -> None:
         if self._done is not None:
@@ -137,9 +155,20 @@ class TurnTally:
     def reply_text(self) -> str:
         return "".join(self.parts)
 
-    def report(self, observer: TurnObserver, *, character: str, backend: str) -> None:
+    def report(
+        self,
+        observer: TurnObserver,
+        *,
+        character: str,
+        backend: str,
+        experiment: str | None = None,
+        variant: str | None = None,
+        user: str = "",
+        user_chars: int = 0,
+    ) -> None:
         done = self._done if self.outcome is TurnOutcome.OK else None
         first = self._first_text_at
+        ack = self._ack
         observer.turn_finished(
             TurnReport(
                 character=character,
@@ -149,5 +178,12 @@ class TurnTally:
                 ttft_ms=(first - self.started) * 1000 if first is not None else None,
                 tokens_in=done.usage.prompt_tokens if done else 0,
                 tokens_out=done.usage.completion_tokens if done else 0,
+                experiment=experiment,
+                variant=variant,
+                user=user,
+                conversation=ack.conversation.id if ack else None,
+                reply_id=self._done.message.id if self._done else None,
+                user_chars=user_chars,
+                conversation_messages=ack.conversation.last_seq if ack else 0,
             )
         )

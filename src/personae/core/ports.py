@@ -75,6 +75,9 @@ class ChatModel(Resource, abc.ABC):
     name: str = "model"
     #: Reached over the network (any HTTP backend, loopback included): prompts are PII-redacted.
     remote: bool = True
+    #: Understands ``ChatRequest.tools`` and answers with tool calls (OpenAI ``tools``); tools
+    #: are offered only to models that say so, and a tool loop needs ``Role.TOOL`` messages.
+    supports_tools: bool = False
 
     @abc.abstractmethod
     def stream(self, request: ChatRequest) -> AsyncGenerator[ModelChunk, None]:
@@ -171,8 +174,34 @@ class ConversationStore(Resource, abc.ABC):
         created them. Used when a turn fails before producing anything."""
 
     @abc.abstractmethod
+    async def reopen_turn(
+        self,
+        conversation_id: str,
+        *,
+        external_user_id: str,
+        character_id: str,
+        text: str | None = None,
+        expected: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> OpenedTurn:
+        """Open a redo of the conversation's last visible user message (``reopened``): with
+        ``text`` (an edit) its text is replaced and the replies after it are hidden; without
+        (a regenerate) ``swipe_of`` names the alternatives of the reply after it, if any.
+        ``expected``: the message the caller means (that user message, or for a regenerate
+        its reply); anything else is ``Conflict``. A seen ``idempotency_key`` gives the
+        ``duplicate`` turn. Raises ``ConversationNotFound`` (not this user's one-to-one
+        conversation with that character) and ``InvalidInput`` (no user message yet)."""
+
+    @abc.abstractmethod
+    async def choose_swipe(self, conversation_id: str, message_id: str) -> Message:
+        """Show ``message`` instead of the other alternatives of its reply (which are hidden).
+        Only the latest reply's alternatives can be chosen (``Conflict`` otherwise); raises
+        ``NotFound`` for a message that is not one of a reply's alternatives in it."""
+
+    @abc.abstractmethod
     async def append_message(self, conversation_id: str, message: NewMessage) -> Message:
-        """Store a message at the next ``seq``. Raises ``ConversationNotFound``."""
+        """Store a message at the next ``seq``; one with ``swipe_of`` hides the other
+        alternatives of that reply in the same transaction. Raises ``ConversationNotFound``."""
 
     @abc.abstractmethod
     async def append_events(self, conversation_id: str, records: Sequence[EventRecord]) -> None:
@@ -200,13 +229,19 @@ class ConversationStore(Resource, abc.ABC):
 
     @abc.abstractmethod
     async def recent_messages(self, conversation_id: str, *, limit: int) -> list[Message]:
-        """The last ``limit`` messages, oldest first."""
+        """The last ``limit`` visible messages (the conversation's history), oldest first."""
 
     @abc.abstractmethod
     async def list_messages(
-        self, conversation_id: str, *, after_seq: int = 0, limit: int = 100
+        self,
+        conversation_id: str,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        alternatives: bool = False,
     ) -> list[Message]:
-        """Messages with ``seq > after_seq``, oldest first."""
+        """Messages with ``seq > after_seq``, oldest first; hidden ones too with
+        ``alternatives`` (a reply's swipes not chosen, replies to an edited message)."""
 
     @abc.abstractmethod
     async def get_state(self, conversation_id: str, key: str) -> VersionedState | None:

@@ -66,6 +66,10 @@ class AssembledPrompt:
     examples_dropped: int = 0
     lore: tuple[str, ...] = ()  # labels of the lorebook entries included, in insertion order
     lore_dropped: int = 0  # activated entries left out by a budget
+    knowledge: tuple[str, ...] = ()  # document chunks the memory note cites (guide.pdf#3)
+    #: The seq of the newest stored message left out of the window (0: none): everything up
+    #: to it has fallen out, which is what the rolling summary covers (core/memory/midterm.py).
+    out_of_window_seq: int = 0
 
 
 class _Filler:
@@ -137,10 +141,12 @@ def assemble_prompt(
     system, arranged, used, over = _fit_lore(lore, parts, fixed, budget, cost)
 
     kept_history: list[ChatMessage] = []
+    out_of_window_seq = history[0].seq - 1 if history else 0  # older ones were not even read
     for stored in reversed(history):
         candidate = _history_message(stored, character.name, user_name)
         price = cost(candidate)
         if used + price > budget.prompt_tokens:
+            out_of_window_seq = stored.seq
             break
         kept_history.append(candidate)
         used += price
@@ -165,6 +171,7 @@ def assemble_prompt(
         examples_dropped=len(character.example_dialogues) - len(examples),
         lore=arranged.labels,
         lore_dropped=lore_dropped + over,
+        out_of_window_seq=max(out_of_window_seq, 0),
     )
 
 
@@ -175,11 +182,14 @@ def greeting_text(
     rng: random.Random | None = None,
     pick_seed: str = "",
     group: bool = False,
+    index: int = 0,
 ) -> str | None:
-    """The first greeting with its macros expanded, or None when the character has none.
-    In a group chat (``group``) its first ``group_only_greetings`` entry comes first."""
+    """The greeting ``index`` (0: the first, then the alternates) with its macros expanded, or
+    None when the character has none. In a group chat (``group``) its first
+    ``group_only_greetings`` entry comes first."""
     text = (character.group_only_greetings[:1] or [character.greeting])[0] if group else ""
-    text = text or character.greeting
+    chosen = character.greetings[index] if 0 <= index < len(character.greetings) else None
+    text = text or chosen
     if not text:
         return None
     return _Filler(character, user_name, rng or random.Random(), pick_seed)(text)

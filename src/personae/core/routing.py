@@ -100,6 +100,7 @@ class ModelRoutes:
                 raise ConfigurationError(f"the chain {list(names)} needs a chain builder")
             return backends[names[0]]
 
+        self._build = build
         # Every chain is built once, up front: selection at turn time is a lookup.
         chains = [self._default.chain, *(rule.chain for rule in self._rules)]
         chains += [self._hinted(name) for name in sorted(self._known)]
@@ -135,6 +136,15 @@ class ModelRoutes:
         route = self.select(character, prompt_tokens=prompt_tokens, kind=kind, variant=variant)
         return self._models[route.chain]
 
+    def for_chain(self, names: Sequence[str]) -> ChatModel:
+        """The model serving an explicit chain (an experiment's or a replay's route), built the
+        first time it is asked for and kept: its breakers are the same on every turn."""
+        chain = tuple(names)
+        model = self._models.get(chain)
+        if model is None:
+            model = self._models[chain] = self._build(self._check("override", chain))
+        return model
+
     @property
     def default(self) -> ChatModel:
         return self._models[self._default.chain]
@@ -142,6 +152,11 @@ class ModelRoutes:
     @property
     def rules(self) -> tuple[RouteRule, ...]:
         return self._rules
+
+    @property
+    def sizes_prompts(self) -> bool:
+        """Some rule routes by the prompt's size: a turn must estimate it to be routed."""
+        return any(rule.min_prompt_tokens is not None for rule in self._rules)
 
     def all(self) -> list[ChatModel]:
         """Every model a turn can be routed to, each once."""

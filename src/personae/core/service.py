@@ -26,17 +26,22 @@ from personae.core.behaviour.stage import BehaviourStage, BehaviourTurn
 from personae.core.catalog import CharacterCatalog
 from personae.core.characters import Character
 from personae.core.events import MessageAck, MessageDelta, MessageDone, TurnEvent
+from personae.core.experiments.live import LiveExperiments
 from personae.core.group import Member, group_history, next_speakers, nudge
 from personae.core.memory.stage import NoMemory, PromptMemory
 from personae.core.moderation import Hit
 from personae.core.observe import TurnObserver, TurnOutcome, TurnTally
+from personae.core.overrides import NO_OVERRIDES
 from personae.core.ports import ChatModel, ConversationLock, ConversationStore
 from personae.core.prompt import AssembledPrompt, PromptBudget, assemble_prompt, greeting_text
+from personae.core.route_choice import RouteChooser
 from personae.core.routing import ModelRoutes
 from personae.core.safety import ContentPolicy, TurnGuard
-from personae.core.skill_stage import SkillStage, skill_reply, with_note
+from personae.core.skill_stage import NOTHING, SkillStage, skill_reply, with_note
 from personae.core.skills import SkillContext
+from personae.core.tool_loop import ToolLoop
 from personae.core.tracing import Span, Tracer
+from personae.core.turn_recorder import NO_TRACE, TurnRecorder, TurnTrace
 from personae.core.types import (
     ChatRequest,
     GenerationParams,
@@ -44,6 +49,7 @@ from personae.core.types import (
     MessageStatus,
     NewMessage,
     OpenedTurn,
+    Redo,
     Role,
     Usage,
 )
@@ -54,6 +60,7 @@ from personae.errors import (
     ContentBlocked,
     ConversationNotFound,
     InvalidInput,
+    NotFound,
     PayloadTooLarge,
 )
 
@@ -69,6 +76,7 @@ class TurnSettings:
     user_name: str = "User"
     log_content: bool = False  # log the message and reply texts (at debug level)
     group_max_replies: int = 3  # character replies to one user message in a group, at most
+    max_tool_rounds: int = 3  # rounds of model tool calls in one reply (core/tool_loop.py)
 
 
 class ChatService:
@@ -85,10 +93,14 @@ class ChatService:
         content: ContentPolicy | None = None,
         tracer: Tracer | None = None,
         memory: PromptMemory | None = None,
+        experiments: LiveExperiments | None = None,
+        recorder: TurnRecorder | None = None,
     ) -> None:
         self._catalog = catalog
+        self._experiments = experiments or LiveExperiments()  # who gets which variant
         self._store = store
         self._routes = routes
+        self._chooser = RouteChooser(routes, store, history_messages=settings.history_messages)
         self._lock = lock
         self._settings = settings
         self._observer = observer or TurnObserver()
@@ -96,13 +108,28 @@ class ChatService:
         self._content = content or ContentPolicy()  # moderation + PII (core/safety.py)
         self._tracer = tracer or Tracer()  # spans per turn and stage (off: a no-op)
         self._memory = memory or NoMemory()  # profile + recall note (core/memory/stage.py)
+        self.recorder = recorder or TurnRecorder()  # a sample of turns, recorded (replay)
         self._behaviour = BehaviourStage(store, self._skills, user_name=settings.user_name)
+        self._tools = ToolLoop(
+            self._skills.skills,
+            self._skills.runner,
+            max_rounds=settings.max_tool_rounds,
+            on_call=lambda skill, ok: self._observer.skill_called(skill, ok=ok),
+        )
         self._finishing: set[asyncio.Future[object]] = set()
 
     def validate(self, inbound: InboundMessage) -> Character:
         """Check a message before any work: raises ``CharacterNotFound`` / ``InvalidInput``."""
         character = self._catalog.get(inbound.character_id)
-        self._check_text(inbound)
+        if inbound.redo is not None and inbound.conversation_id is None:
+            raise InvalidInput("a regenerate or an edit names its conversation")
+        if inbound.redo is not Redo.REGENERATE:  # a regenerate has no text of its own
+            self._check_text(inbound)
+        if inbound.greeting and not 0 <= inbound.greeting < len(character.greetings):
+            raise InvalidInput(
+                f"{character.id!r} has {len(character.greetings)} greeting(s); "
+                f"there is no greeting {inbound.greeting}"
+            )
         return character
 
     @property
@@ -146,7 +173,14 @@ class ChatService:
                     yield event
             return
         character = self.validate(inbound)
-        model = self._routes.for_character(character)
+        inbound = self._assigned(inbound)  # an experiment's variant: overrides and tag
+        overrides = inbound.overrides or NO_OVERRIDES
+        if overrides.character_version is not None:  # raises NotFound if not kept
+            character = self._catalog.get(character.id, overrides.character_version)
+        if overrides.route is not None:
+            model = self._routes.for_chain(overrides.route)
+        else:  # by the message's kind and the context it needs (core/route_choice.py)
+            model = await self._chooser.choose(character, inbound)
         verdict = self._content.screen(inbound.text)
         if verdict.hits:
             log.info("moderation", stage="input", words=[h.word for h in verdict.hits])
@@ -155,11 +189,14 @@ class ChatService:
         guard = self._content.for_turn(model)
         structlog.contextvars.bind_contextvars(user=inbound.user, character=character.id)
         tally = TurnTally()
-        span = self._tracer.start("turn", character=character.id, backend=model.name)
+        trace = self.recorder.start(inbound, character.id)  # core/turn_recorder.py
+        span = trace.clock(self._tracer.start("turn", character=character.id, backend=model.name))
         try:
-            async with aclosing(self._turn(inbound, character, model, guard, span)) as events:
+            turn = self._turn(inbound, character, model, guard, span, trace)
+            async with aclosing(turn) as events:
                 async for event in events:
                     tally.saw(event)
+                    trace.saw(event)
                     if isinstance(event, MessageAck):
                         structlog.contextvars.bind_contextvars(conversation=event.conversation.id)
                         span.set(conversation=event.conversation.id)
@@ -173,6 +210,26 @@ class ChatService:
             span.set(outcome=tally.outcome.value)
             span.end()
             self._report(inbound, character, model, tally)
+            # A recorded turn ends once its record is stored: after its last event (a
+            # caller that closes the turn at MessageDone waits here, not for its reply).
+            await trace.finish()
+
+    def _assigned(self, inbound: InboundMessage) -> InboundMessage:
+        assigned = self._experiments.assign(inbound)
+        if assigned.experiment is None or assigned.overrides is None:
+            return assigned
+        version = assigned.overrides.character_version
+        try:
+            if version is not None:
+                self._catalog.get_version(inbound.character_id, version)
+        except NotFound:
+            # A version the catalog no longer keeps (a restart knows only the files): the
+            # turn gets the current one, as a pinned conversation would, and says so.
+            tag = assigned.experiment.experiment_id
+            log.warning("experiment version not kept", experiment=tag, version=version)
+            overrides = replace(assigned.overrides, character_version=None)
+            return replace(assigned, overrides=overrides)
+        return assigned
 
     def _count_hits(self, stage: str, hits: Sequence[Hit]) -> None:
         for action, count in Counter(h.action.value for h in hits).items():
@@ -183,8 +240,17 @@ class ChatService:
     ) -> None:
         if tally.duplicate:
             return
+        tag = inbound.experiment
         try:
-            tally.report(self._observer, character=character.id, backend=model.name)
+            tally.report(
+                self._observer,
+                character=character.id,
+                backend=model.name,
+                experiment=tag.experiment_id if tag else None,
+                variant=tag.variant if tag else None,
+                user=inbound.user,
+                user_chars=len(inbound.text),
+            )
         except Exception:  # a metrics bug must not end the turn
             log.exception("turn observer failed")
         if self._settings.log_content:
@@ -197,42 +263,52 @@ class ChatService:
         model: ChatModel,
         guard: TurnGuard,
         span: Span,
+        trace: TurnTrace = NO_TRACE,
     ) -> AsyncGenerator[TurnEvent, None]:
         params = self._params(character, inbound)
+        overrides = inbound.overrides or NO_OVERRIDES
         user_name = self._settings.user_name
-        greeting = greeting_text(character, user_name=user_name)
+        greeting = greeting_text(character, user_name=user_name, index=inbound.greeting)
         async with self._lock.hold(f"{inbound.user}\x00{character.id}"):
-            with span.child("open"):  # the user message, stored
-                opened = await self._store.open_turn(
-                    external_user_id=inbound.user,
-                    character_id=character.id,
-                    text=guard.stored(inbound.text),
-                    conversation_id=inbound.conversation_id,
-                    new_conversation=inbound.new_conversation,
-                    idempotency_key=inbound.idempotency_key,
-                    greeting=greeting,
-                )
+            with span.child("open"):  # the user message, stored (or reopened: a redo)
+                opened = await self._open(inbound, character, guard, greeting)
             yield MessageAck(opened.conversation, opened.message, duplicate=opened.duplicate)
             if opened.duplicate:
                 return
             behaviour: BehaviourTurn | None = None
             try:
-                if self._catalog.policy == "pin":  # characters_reload: pin
+                # characters_reload: pin (an override's version wins: it is the experiment)
+                if self._catalog.policy == "pin" and overrides.character_version is None:
                     character, params = await self._pinned(character, opened, inbound)
-                with span.child("skills") as stage:
-                    outcome = await self._skills.step(character, SkillContext.of(inbound, opened))
+                with span.child("skills") as stage:  # a redo runs no skill, moves no state
+                    outcome = (
+                        await self._skills.step(character, SkillContext.of(inbound, opened))
+                        if inbound.redo is None
+                        else NOTHING
+                    )
+                    trace.skill(outcome)
                     if outcome.skill is not None:
                         stage.set(skill=outcome.skill)
                         ok = outcome.result is None or outcome.result.ok
                         self._observer.skill_called(outcome.skill, ok=ok)
                 with span.child("behaviour"):
-                    behaviour = await self._behaviour.step(character, opened, inbound)
+                    if inbound.redo is None:
+                        behaviour = await self._behaviour.step(character, opened, inbound)
                 if outcome.reply is None:
                     with span.child("prompt"):
-                        prompt = await self._assemble(
-                            character, model, opened, inbound.text, params
+                        text = (
+                            inbound.text
+                            if inbound.redo is not Redo.REGENERATE
+                            else (
+                                opened.message.content  # as stored: PII policy applied
+                            )
                         )
-                    prompt = await self._memory.enrich(prompt, opened, model.count_tokens)
+                        prompt = await self._assemble(character, model, opened, text, params)
+                    if overrides.memory_enabled is not False:
+                        prompt = await self._memory.enrich(prompt, opened, model.count_tokens)
+                        if prompt.knowledge:  # the document chunks cited, guide.pdf#3
+                            span.set(knowledge=",".join(prompt.knowledge))
+                    prompt = with_note(prompt, overrides.instructions, model.count_tokens)
                     prompt = with_note(prompt, outcome.note, model.count_tokens)
                     if behaviour is not None:
                         prompt = with_note(prompt, behaviour.note, model.count_tokens)
@@ -249,11 +325,43 @@ class ChatService:
                 )
             else:
                 generation = self._generate(
-                    character, model, opened, prompt, params, inbound, guard, behaviour, span
+                    character,
+                    model,
+                    opened,
+                    prompt,
+                    params,
+                    inbound,
+                    guard,
+                    behaviour,
+                    span,
+                    trace=trace,
                 )
             async with aclosing(generation) as events:
                 async for event in events:
                     yield event
+
+    async def _open(
+        self, inbound: InboundMessage, character: Character, guard: TurnGuard, greeting: str | None
+    ) -> OpenedTurn:
+        if inbound.redo is None:
+            return await self._store.open_turn(
+                external_user_id=inbound.user,
+                character_id=character.id,
+                text=guard.stored(inbound.text),
+                conversation_id=inbound.conversation_id,
+                new_conversation=inbound.new_conversation,
+                idempotency_key=inbound.idempotency_key,
+                greeting=greeting,
+            )
+        assert inbound.conversation_id is not None  # validate() says so
+        return await self._store.reopen_turn(
+            inbound.conversation_id,
+            external_user_id=inbound.user,
+            character_id=character.id,
+            text=guard.stored(inbound.text) if inbound.redo is Redo.EDIT else None,
+            expected=inbound.redo_of,
+            idempotency_key=inbound.idempotency_key,
+        )
 
     async def _group_turn(self, inbound: InboundMessage) -> AsyncGenerator[TurnEvent, None]:
         """One user message to a group: stored once, then answered by the characters
@@ -364,8 +472,8 @@ class ChatService:
         recent = await self._store.recent_messages(
             opened.conversation.id, limit=self._settings.history_messages + 1
         )
-        if names is None:
-            history = [m for m in recent if m.id != opened.message.id]
+        if names is None:  # what came before the message answered (a redo's: not its replies)
+            history = [m for m in recent if m.seq < opened.message.seq]
         else:
             history = group_history(recent, character.id, names)
         return assemble_prompt(
@@ -383,9 +491,10 @@ class ChatService:
         )
 
     def _params(self, character: Character, inbound: InboundMessage) -> GenerationParams:
-        # The caller's wishes win over the character's, which win over the server's.
+        # The caller's wishes win over a variant's, over the character's, over the server's.
+        variant = (inbound.overrides or NO_OVERRIDES).generation
         return inbound.sampling.over(
-            character.generation.as_overrides().over(self._settings.generation)
+            variant.over(character.generation.as_overrides().over(self._settings.generation))
         )
 
     async def _generate(
@@ -400,6 +509,7 @@ class ChatService:
         behaviour: BehaviourTurn | None,
         span: Span,
         speaker: str | None = None,
+        trace: TurnTrace = NO_TRACE,
     ) -> AsyncGenerator[TurnEvent, None]:
         conversation_id = opened.conversation.id
         request = ChatRequest(
@@ -407,7 +517,18 @@ class ChatService:
             params=params,
             assistant_name=character.name,
             user_name=self._settings.user_name,
+            tools=self._tools.offer(character, model),
         )
+        context = SkillContext(inbound.user, character.id, conversation_id, inbound.text)
+        trace.prompted(request, prompt)
+        replies = self._tools.stream(  # the model's tool calls answered by skills, if any
+            model,
+            request,
+            context,
+            outbound=guard.outbound,
+            restore=guard.vault.restore if guard.vault is not None else str,
+        )
+        replies = trace.listen(replies)  # the routes taken, heard (core/route_log.py)
         started = time.perf_counter()
         first_token_at: float | None = None
         parts: list[str] = []
@@ -415,7 +536,7 @@ class ChatService:
         finish_reason = "stop"
         call = span.child("generate", backend=model.name)  # current while the backend runs
         try:
-            async with aclosing(call.around(model.stream(request))) as chunks:
+            async with aclosing(call.around(replies)) as chunks:
                 async for chunk in chunks:
                     if chunk.text:
                         if first_token_at is None:
@@ -463,6 +584,7 @@ class ChatService:
                 latency_ms=latency_ms,
                 character_version=self._catalog.version_of(character),
                 speaker=speaker,
+                swipe_of=opened.swipe_of,  # a regenerate: shown instead of the earlier replies
             ),
         )
         yield MessageDone(
@@ -499,12 +621,15 @@ class ChatService:
             completion_tokens=model.count_tokens(text),
             latency_ms=(time.perf_counter() - started) * 1000,
             speaker=speaker,
+            swipe_of=opened.swipe_of,
         )
         await self._shielded(self._store.append_message(opened.conversation.id, partial))
 
     async def _discard(self, opened: OpenedTurn, behaviour: BehaviourTurn | None) -> None:
         """Leave no trace of the turn: its behaviour step too (a new conversation's state
-        goes with the conversation)."""
+        goes with the conversation). A redo's message was there before: it stays."""
+        if opened.reopened:
+            return
         if behaviour is not None and not opened.created_conversation:
             await self._behaviour.undo(behaviour)
         await self._store.discard_turn(opened)

@@ -24,7 +24,7 @@ from personae.core.events import MessageDelta, MessageDone, TurnEvent
 from personae.core.intents import detect_intent
 from personae.core.ports import ConversationStore
 from personae.core.prompt import AssembledPrompt
-from personae.core.skills import Skill, SkillContext, SkillResult, SkillRunner
+from personae.core.skills import Skill, SkillContext, SkillResult, SkillRunner, skill_options
 from personae.core.types import ChatMessage, NewMessage, OpenedTurn, Role, Usage
 
 log = structlog.get_logger(__name__)
@@ -54,6 +54,7 @@ class SkillStage:
         if intent is None:
             return NOTHING
         skill = self.skills[intent.skill]
+        context = replace(context, options=skill_options(character.extensions, skill.name))
         try:
             args = skill.arguments(intent)
         except Exception:  # a plugin's bug: no dead turn

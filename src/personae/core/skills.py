@@ -74,11 +74,34 @@ class SkillContext:
     conversation_id: str
     message: str  # the user's whole message
     timezone: str | None = None  # the user's IANA time zone, when known
+    channel: str = "http"  # the transport or chat platform the message came through
+    chat: str | None = None  # on a chat platform: the chat it came from
+    #: The character's options for this skill (``skill_options`` below); set by the stage.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, inbound: InboundMessage, opened: OpenedTurn) -> SkillContext:
         conversation = opened.conversation.id
-        return cls(inbound.user, inbound.character_id, conversation, inbound.text)
+        return cls(
+            inbound.user,
+            inbound.character_id,
+            conversation,
+            inbound.text,
+            channel=inbound.channel,
+            chat=inbound.chat,
+        )
+
+
+#: Where a character keeps per-skill options: ``extensions: {skill_options: {reminders:
+#: {max_pending: 5}}}`` (``extensions`` rides along in cards too).
+SKILL_OPTIONS = "skill_options"
+
+
+def skill_options(extensions: Mapping[str, Any], skill: str) -> Mapping[str, Any]:
+    """A character's options for ``skill`` (empty when it sets none or they are not a map)."""
+    options = extensions.get(SKILL_OPTIONS)
+    found = options.get(skill) if isinstance(options, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # overrides.py builds on these types
+    from personae.core.overrides import ExperimentTag, Overrides
 
 
 class Role(enum.StrEnum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
+    TOOL = "tool"  # a skill's result answering a model's tool call; in prompts, never stored
+
+
+#: The roles a character's own text (depth prompts, lore) and stored messages may take.
+TEXT_ROLES = frozenset({Role.SYSTEM, Role.USER, Role.ASSISTANT})
 
 
 class MessageStatus(enum.StrEnum):
@@ -29,6 +38,40 @@ class ChatMessage:
     role: Role
     content: str
     name: str | None = None  # speaker name, used by transcript-style prompt formats
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant message: the calls it asked for
+    tool_call_id: str | None = None  # a tool message: the call it answers
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to the model (OpenAI ``tools``): a skill's name, description and the
+    JSON-Schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A whole tool call the model asked for; ``arguments`` is the JSON text it wrote,
+    unchecked (it may not even be JSON)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call, as OpenAI streams them: ``index`` says which call;
+    the first piece of a call carries its ``id`` and ``name``, and ``arguments`` arrives in
+    fragments to be concatenated (``core.tool_calls.ToolCallAssembler``)."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +91,8 @@ class ChatRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     assistant_name: str = "Assistant"
     user_name: str = "User"
+    tools: tuple[ToolSpec, ...] = ()  # offered only to backends with ``supports_tools``
+    tool_choice: str = "auto"  # "auto": the model may call tools; "none": it must answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +107,13 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class ModelChunk:
-    """One piece of a streamed completion: text, and on the last chunk why it stopped and usage."""
+    """One piece of a streamed completion: text or tool-call pieces, and on the last chunk why
+    it stopped and usage."""
 
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +147,9 @@ class NewMessage:
     latency_ms: float | None = None
     character_version: str | None = None  # hash of the character version that wrote a reply
     speaker: str | None = None  # in a group: the character that replied, the user who wrote
+    # A regenerated reply: the first reply of the alternatives it joins (its "swipes"); the
+    # store hides the others when it is stored.
+    swipe_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +167,18 @@ class Message:
     latency_ms: float | None = None
     character_version: str | None = None  # hash of the character version that wrote a reply
     speaker: str | None = None  # in a group: the character that replied, the user who wrote
+    swipe_of: str | None = None  # one of a reply's alternatives: the first reply of them
+    # Not in the conversation's history: an alternative not chosen, or a reply to a message
+    # edited since. Kept, so the user can swipe back to it.
+    hidden: bool = False
+    edited_at: datetime | None = None  # a user message edited after it was sent
+
+
+class Redo(enum.StrEnum):
+    """A turn that answers the conversation's last user message again instead of a new one."""
+
+    REGENERATE = "regenerate"  # another reply to it, kept next to the earlier ones
+    EDIT = "edit"  # its text replaced, the replies to the old text hidden, a new reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +212,8 @@ class OpenedTurn:
     created_conversation: bool
     duplicate: bool = False  # the idempotency key was seen: ``message`` is the one stored then
     user_turn: int = 0  # the user's messages in the conversation, this one included (0: unknown)
+    reopened: bool = False  # a redo: ``message`` was stored before (discarding keeps it)
+    swipe_of: str | None = None  # a regenerate: the alternatives the new reply joins
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,9 +348,25 @@ class InboundMessage:
     conversation_id: str | None = None  # None: the user's latest with this character, or new
     new_conversation: bool = False  # start a new conversation instead of the latest
     channel: str = "http"
+    chat: str | None = None  # the platform chat it came from: reminders go there
     sampling: SamplingOverrides = field(default_factory=SamplingOverrides)
     idempotency_key: str | None = None  # a retry with the same key never makes a second turn
     # True when the sender is told the message is stored before the reply (WebSocket ack): the
     # message then stays even if the reply fails. False (HTTP): a failed turn leaves no trace.
     durable_ack: bool = False
     speaker: str | None = None  # in a group: the character asked to answer (force-speak)
+    greeting: int = 0  # a new conversation opens with this greeting (0: the first, then alternates)
+    # Answer ``conversation_id``'s last user message again (``text``: its new text, for an edit).
+    # ``redo_of``: the message the client means (that reply or that user message); if the
+    # conversation moved on since, the redo is refused instead of redoing something else.
+    redo: Redo | None = None
+    redo_of: str | None = None
+    # What this turn does differently (an experiment's variant, a replay); one-to-one turns only.
+    overrides: Overrides | None = None
+    experiment: ExperimentTag | None = None  # set with ``overrides`` when a variant chose them
+    # Who is asking, for an experiment's targeting (docs/experiments.md): the caller's access
+    # role, the tags it declared, and the variant a tester asked for (honoured only for a
+    # role in the experiment's force_roles; ignored otherwise).
+    role: str = "user"
+    tags: tuple[str, ...] = ()
+    forced_variant: str | None = None

@@ -5,6 +5,9 @@ handler that raises, while here the response is started with its full length and
 short, which the caller sees as the peer going away mid-reply. It also keeps the fake cheap
 next to the gateway it measures.
 
+Scripted replies (``enqueue``, ``script.py``) take precedence over all that: tests use them to
+make the fake call tools.
+
 Token ``k`` of a reply is due at ``arrival + first_token_s + k / tokens_per_s`` (the schedule
 does not drift); the lag behind that schedule is counted in ``stats``. The event loop's timers
 wake within about a millisecond of the due time, early as well as late: the schedule holds to
@@ -17,12 +20,14 @@ import asyncio
 import json
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from personae.fakellm import wire
 from personae.fakellm.config import FakeLLMConfig
 from personae.fakellm.embeddings import embed, encode
+from personae.fakellm.script import Scripted
 from personae.fakellm.stamps import arrival_word, token_word
 from personae.fakellm.stats import FakeStats
 
@@ -47,6 +52,8 @@ class FakeLLM:
         self.rng = random.Random(self.config.seed)
         self.stats = FakeStats()
         self.chunks = wire.ChunkWriter(self.config.model)
+        self.script: deque[Scripted] = deque()
+        self.scripted_requests: list[dict[str, Any]] = []  # the bodies scripted replies answered
         self._routes: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]] = {
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/embeddings"): self._embeddings,
@@ -57,6 +64,10 @@ class FakeLLM:
 
     def reset(self) -> None:
         self.stats = FakeStats()
+
+    def enqueue(self, *replies: Scripted) -> None:
+        """Script the next replies, in order (``script.py``)."""
+        self.script.extend(replies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -85,6 +96,10 @@ class FakeLLM:
         body = await _read_json(receive)
         count = _reply_limit(body, self.config.lengths.draw(self.rng))
         self.stats.requests += 1
+        if self.script:
+            self.scripted_requests.append(body)
+            await self._scripted(send, arrived, body, self.script.popleft())
+            return
         fault = self.config.faults.draw(self.rng)
         if fault is not None:
             self.stats.faults[fault] += 1
@@ -162,6 +177,41 @@ class FakeLLM:
         finally:
             self.stats.active -= 1
             watcher.cancel()
+
+    async def _scripted(
+        self, send: Send, arrived: float, body: dict[str, Any], reply: Scripted
+    ) -> None:
+        number = len(self.scripted_requests)
+        words = reply.words(body)
+        prompt = wire.prompt_tokens(body)
+        count = len(words) + sum(len(c.arguments_text) // 4 + 1 for c in reply.tool_calls)
+        self.stats.tokens += count
+        if body.get("stream") is not True:
+            await self._sleep_until(self._due(arrived, max(0, len(words) - 1)))
+            message = reply.message(body, number)
+            answer = wire.completion(
+                self.config.model,
+                "",
+                prompt,
+                count,
+                message=message,
+                finish_reason=reply.finish_reason,
+            )
+            await _json(send, 200, answer)
+            return
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        await _start(send, 200, b"text/event-stream")
+        await _body(send, self.chunks.role)
+        for k, word in enumerate(words):
+            await self._sleep_until(self._due(arrived, k))
+            await _body(send, self.chunks.delta({"content": word}))
+        for pieces in reply.call_pieces(number):
+            await _body(send, self.chunks.delta({"tool_calls": pieces}))
+        tail = self.chunks.finished(reply.finish_reason)
+        if include_usage:
+            tail += self.chunks.usage(prompt, count)
+        await _body(send, tail + wire.DONE, more=False)
 
     # --- the rest -----------------------------------------------------------------------
 

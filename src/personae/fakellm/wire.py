@@ -45,8 +45,23 @@ class ChunkWriter:
     def usage(self, prompt: int, completion: int) -> bytes:
         return self._chunk([], usage=usage(prompt, completion))
 
+    def delta(self, delta: dict[str, Any]) -> bytes:
+        """Any delta, JSON-encoded (scripted replies: escaping needed, speed is not)."""
+        return self._chunk([{"index": 0, "delta": delta, "finish_reason": None}])
 
-def completion(model: str, text: str, prompt: int, completion_tokens: int) -> dict[str, Any]:
+    def finished(self, reason: str) -> bytes:
+        return self._chunk([{"index": 0, "delta": {}, "finish_reason": reason}])
+
+
+def completion(
+    model: str,
+    text: str,
+    prompt: int,
+    completion_tokens: int,
+    *,
+    message: dict[str, Any] | None = None,
+    finish_reason: str = "stop",
+) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -55,8 +70,8 @@ def completion(model: str, text: str, prompt: int, completion_tokens: int) -> di
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
+                "message": message or {"role": "assistant", "content": text},
+                "finish_reason": finish_reason,
             }
         ],
         "usage": usage(prompt, completion_tokens),

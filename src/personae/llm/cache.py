@@ -48,11 +48,18 @@ class ResponseCache:
             return None
         shape = {
             "chain": chain,
-            "messages": [[m.role.value, m.content, m.name] for m in request.messages],
+            "messages": [
+                [m.role.value, m.content, m.name, m.tool_call_id, [repr(c) for c in m.tool_calls]]
+                for m in request.messages
+            ],
             "params": [params.max_tokens, params.top_p, list(params.stop), params.seed],
             "names": [request.assistant_name, request.user_name],
+            "tools": [[t.name, t.description, t.parameters] for t in request.tools],
+            "tool_choice": request.tool_choice,
         }
-        encoded = json.dumps(shape, ensure_ascii=False, separators=(",", ":")).encode()
+        encoded = json.dumps(
+            shape, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=repr
+        ).encode()
         return hashlib.sha256(encoded).hexdigest()
 
     def get(self, key: str) -> tuple[ModelChunk, ...] | None:

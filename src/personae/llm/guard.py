@@ -165,14 +165,15 @@ class LiveReply:
         self._delivered = False  # whether any text has gone on towards the user
 
     async def wait_for_text(self) -> None:
-        """Read until a chunk carries non-blank text: until then, failing over is invisible to
-        the user. A reply that ends first is an empty completion."""
+        """Read until a chunk carries non-blank text or a tool call: until then, failing over
+        is invisible to the user (a tool call commits too: another backend would not finish
+        this one's call). A reply that ends first is an empty completion."""
         while True:
             chunk = await self._next(self._first_deadline, midway=False)
             if chunk is None:
                 raise BackendProtocolError("the stream ended without text", backend=self._name)
             self.head.append(chunk)
-            if chunk.text.strip():
+            if chunk.text.strip() or chunk.tool_calls:
                 elapsed = asyncio.get_running_loop().time() - self._started
                 self.backend.stats.first_token = self.backend.stats.first_token.add(elapsed)
                 return

@@ -4,8 +4,14 @@ llama.cpp server, OpenAI, ...), streaming server-sent events over httpx.
 Not through the ``openai`` SDK, which the design first chose here: the SDK builds a model
 object for every streamed chunk, and at 300 concurrent streams that alone took over a third
 of the server's CPU (py-spy, bench/ws_streaming.py). A chunk is three fields; this module
-reads them from the JSON itself (``read_chunk``) and checks their types as it goes. The
-official SDK is still what the tests use as a client of Personae's own API.
+reads them from the JSON itself (``openai_wire.read_chunk``) and checks their types as it
+goes. The official SDK is still what the tests use as a client of Personae's own API.
+
+Tools: the request's ``tools`` are sent in OpenAI's format and the streamed ``tool_calls``
+pieces pass on as ``ModelChunk.tool_calls``, checked to make whole calls by the end of the
+stream. ``options: {stream: false}`` asks for whole completions instead (for servers that
+cannot stream tool calls); ``options: {tools: false}`` declares a server that cannot call
+tools at all, so none are offered to it.
 
 No retries here: retrying and falling back belong to the routing layer, which sees every
 backend. Errors leave as ``BackendError`` subclasses naming this backend.
@@ -14,15 +20,16 @@ backend. Errors leave as ``BackendError`` subclasses naming this backend.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from typing import Any, Self
 
 import httpx
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from personae.core.ports import ChatModel
-from personae.core.types import ChatMessage, ChatRequest, ModelChunk, Usage
+from personae.core.tool_calls import ToolCallAssembler, ToolCallError
+from personae.core.types import ChatRequest, ModelChunk, Usage
 from personae.errors import (
     BackendError,
     BackendProtocolError,
@@ -30,12 +37,17 @@ from personae.errors import (
     BackendUnavailable,
     ConfigurationError,
 )
+from personae.llm.openai_wire import (
+    StreamFault,
+    read_chunk,
+    read_completion,
+    wire_message,
+    wire_tool,
+)
 from personae.llm.sse import event_data
 from personae.plugins.specs import BackendConfig
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-# OpenAI rejects participant names containing whitespace or any of <|\/>.
-_NAME_FORBIDDEN = re.compile(r"[\s<|\\/>]+")
 _ERROR_BODY_BYTES = 4096  # of an error answer, enough for its message
 # Trace context only: no baggage, which could carry a client's data to a third party.
 _TRACE_CONTEXT = TraceContextTextMapPropagator()
@@ -49,11 +61,9 @@ def trace_headers() -> dict[str, str] | None:
     return headers or None
 
 
-class StreamFault(Exception):
-    """The server reported an error inside an otherwise healthy stream."""
-
-
 class OpenAICompatChatModel(ChatModel):
+    supports_tools = True  # unless built with ``tools=False``
+
     def __init__(
         self,
         *,
@@ -64,8 +74,12 @@ class OpenAICompatChatModel(ChatModel):
         timeout_s: float = 60.0,
         connect_timeout_s: float = 5.0,
         context_window: int | None = None,
+        tools: bool = True,
+        streaming: bool = True,
     ) -> None:
         self.name = name
+        self.supports_tools = tools
+        self.streaming = streaming
         self.model = model
         self.base_url = base_url
         self._api_key = api_key
@@ -89,6 +103,8 @@ class OpenAICompatChatModel(ChatModel):
             timeout_s=config.timeout_s,
             connect_timeout_s=config.connect_timeout_s,
             context_window=int(window) if window is not None else None,
+            tools=_flag(config.options, "tools"),
+            streaming=_flag(config.options, "stream"),
         )
 
     def __repr__(self) -> str:
@@ -125,26 +141,30 @@ class OpenAICompatChatModel(ChatModel):
         parts: list[str] = []
         finish_reason: str | None = None
         usage: Usage | None = None
+        calls = ToolCallAssembler()  # only to check that the pieces make whole calls
         midway = False
+        answer = self._events(request) if self.streaming else self._completion(request)
         try:
-            async with self._client.stream(
-                "POST", "chat/completions", json=self._body(request), headers=trace_headers()
-            ) as response:
-                await self._check_answer(response)
-                async for data in event_data(response.aiter_lines()):
-                    if data == "[DONE]":
-                        break
-                    text, reason, chunk_usage = read_chunk(json.loads(data))
-                    finish_reason = reason or finish_reason
-                    usage = chunk_usage or usage
-                    if text:
+            async with aclosing(answer) as chunks:
+                async for chunk in chunks:
+                    finish_reason = chunk.finish_reason or finish_reason
+                    usage = chunk.usage or usage
+                    if chunk.tool_calls:
+                        calls.feed(chunk.tool_calls)
+                    if chunk.text or chunk.tool_calls:
                         midway = True
-                        parts.append(text)
-                        yield ModelChunk(text=text)
+                        parts.append(chunk.text)
+                        # Finish reason and usage go on the last chunk alone (ChatModel.stream).
+                        if chunk.finish_reason is not None or chunk.usage is not None:
+                            chunk = ModelChunk(text=chunk.text, tool_calls=chunk.tool_calls)
+                        yield chunk
+            calls.calls()
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, midway=midway) from exc
         except StreamFault as exc:
             raise BackendUnavailable(f"error in stream: {exc}", backend=self.name) from exc
+        except ToolCallError as exc:
+            raise self._protocol_error(f"broken tool call: {exc}") from exc
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not the JSON we read
             raise self._protocol_error(f"malformed stream event: {exc}") from exc
 
@@ -157,13 +177,30 @@ class OpenAICompatChatModel(ChatModel):
             )
         yield ModelChunk(finish_reason=finish_reason, usage=usage)
 
+    async def _events(self, request: ChatRequest) -> AsyncGenerator[ModelChunk, None]:
+        assert self._client is not None
+        async with self._client.stream(
+            "POST", "chat/completions", json=self._body(request), headers=trace_headers()
+        ) as response:
+            await self._check_answer(response, "text/event-stream")
+            async for data in event_data(response.aiter_lines()):
+                if data == "[DONE]":
+                    break
+                yield read_chunk(json.loads(data))
+
+    async def _completion(self, request: ChatRequest) -> AsyncGenerator[ModelChunk, None]:
+        assert self._client is not None
+        async with self._client.stream(
+            "POST", "chat/completions", json=self._body(request), headers=trace_headers()
+        ) as response:
+            await self._check_answer(response, "application/json")
+            yield read_completion(json.loads(await response.aread()))
+
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         params = request.params
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [_wire_message(message) for message in request.messages],
-            "stream": True,
-            "stream_options": {"include_usage": True},
+            "messages": [wire_message(message) for message in request.messages],
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -172,9 +209,15 @@ class OpenAICompatChatModel(ChatModel):
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
+        if self.streaming:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        if request.tools and self.supports_tools:
+            body["tools"] = [wire_tool(tool) for tool in request.tools]
+            body["tool_choice"] = request.tool_choice
         return body
 
-    async def _check_answer(self, response: httpx.Response) -> None:
+    async def _check_answer(self, response: httpx.Response, expected: str) -> None:
         if response.status_code >= 400:
             body = b""
             async for piece in response.aiter_bytes():
@@ -187,9 +230,9 @@ class OpenAICompatChatModel(ChatModel):
                 raise BackendUnavailable(message, backend=self.name, status=status)
             raise self._protocol_error(message, status=status)
         kind = response.headers.get("content-type", "")
-        if not kind.startswith("text/event-stream"):
+        if not kind.startswith(expected):
             # Also what a server that ignored stream=True and sent plain JSON looks like.
-            raise self._protocol_error(f"expected an event stream, got {kind or 'no type'!r}")
+            raise self._protocol_error(f"expected {expected}, got {kind or 'no type'!r}")
 
     def _transport_error(self, exc: httpx.HTTPError, *, midway: bool) -> BackendError:
         if isinstance(exc, httpx.ConnectTimeout):
@@ -207,41 +250,12 @@ class OpenAICompatChatModel(ChatModel):
         return BackendProtocolError(message, backend=self.name, **context)
 
 
-def read_chunk(chunk: Any) -> tuple[str, str | None, Usage | None]:
-    """Text, finish reason and usage of one ``chat.completion.chunk``; raises ``TypeError``,
-    ``KeyError`` or ``ValueError`` when it is not one, ``StreamFault`` for an error event."""
-    if not isinstance(chunk, dict):
-        raise TypeError(f"an event is {type(chunk).__name__}, not an object")
-    if "error" in chunk:
-        error = chunk["error"]
-        message = error.get("message") if isinstance(error, dict) else error
-        raise StreamFault(str(message))
-    usage = None
-    if (counted := chunk.get("usage")) is not None:
-        usage = Usage(int(counted["prompt_tokens"]), int(counted["completion_tokens"]))
-    choices = chunk["choices"]
-    if not isinstance(choices, list):
-        raise TypeError(f"choices is {type(choices).__name__}")
-    for choice in choices:
-        if choice.get("index", 0) == 0:
-            delta = choice.get("delta") or {}
-            if not isinstance(delta, dict):
-                raise TypeError(f"delta is {type(delta).__name__}")
-            content = delta.get("content")
-            if content is not None and not isinstance(content, str):
-                raise TypeError(f"content is {type(content).__name__}")
-            reason = choice.get("finish_reason")
-            if reason is not None and not isinstance(reason, str):
-                raise TypeError(f"finish_reason is {type(reason).__name__}")
-            return content or "", reason, usage
-    return "", None, usage
-
-
-def _wire_message(message: ChatMessage) -> dict[str, str]:
-    wire = {"role": message.role.value, "content": message.content}
-    if message.name:
-        wire["name"] = _NAME_FORBIDDEN.sub("_", message.name)
-    return wire
+def _flag(options: Mapping[str, Any], key: str) -> bool:
+    """A yes/no backend option, on unless set off (YAML gives a bool, variables a string)."""
+    value = options.get(key, True)
+    if isinstance(value, str):
+        return value.strip().lower() not in {"false", "no", "off", "0"}
+    return bool(value)
 
 
 def _server_message(body: bytes) -> str:

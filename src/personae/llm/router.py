@@ -1,12 +1,14 @@
 """A chain of backends that behaves as one ChatModel: primary first, then fallbacks.
 
-Per turn: walk the chain until a backend produces its first text. A failure before that is
-classified (``failures.classify``) and never reaches the user: transient ones (429, 5xx,
-timeouts, lost connections) pass to the next backend at once and earn the backend another
-round after a backoff (``retry``); a backend that cannot serve the request is not asked again
-this turn; a request that no backend could serve ends the turn at once. Backends whose circuit
-is open are passed over. Once text has streamed, the chain is committed: a later failure is
-raised as it is, so the service stores the partial reply as incomplete.
+Per turn: walk the chain until a backend produces its first text or tool call. A failure
+before that is classified (``failures.classify``) and never reaches the user: transient ones
+(429, 5xx, timeouts, lost connections) pass to the next backend at once and earn the backend
+another round after a backoff (``retry``); a backend that cannot serve the request is not
+asked again this turn; a request that no backend could serve ends the turn at once. Backends
+whose circuit is open are passed over. Once text (or a tool call) has streamed, the chain is
+committed: a later failure is raised as it is, so the service stores the partial reply as
+incomplete. Each round of a tool loop (``core/tool_loop.py``) is a request of its own,
+routed afresh.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from personae.core.ports import ChatModel
+from personae.core.route_log import Attempt, RouteTaken, report_route
+from personae.core.tool_calls import without_tools
 from personae.core.types import ChatRequest, ModelChunk
 from personae.errors import (
     BackendError,
@@ -56,10 +60,15 @@ class _Turn:
     excluded: set[str] = field(default_factory=set)  # not to be asked again this turn
     outcomes: dict[str, BaseException] = field(default_factory=dict)  # last one per backend
     attempts: dict[str, int] = field(default_factory=dict)
+    failures: list[Attempt] = field(default_factory=list)  # in order, for the turn's record
 
     def note(self, backend: str, outcome: BaseException) -> None:
         self.outcomes[backend] = outcome
         self.attempts[backend] = self.attempts.get(backend, 0) + 1
+        self.failures.append(Attempt(backend, _detail(outcome)))
+
+    def taken(self, chain: tuple[str, ...], backend: str | None) -> RouteTaken:
+        return RouteTaken(chain, backend, max(1, self.rounds), tuple(self.failures))
 
 
 class RoutedChatModel(ChatModel):
@@ -75,8 +84,12 @@ class RoutedChatModel(ChatModel):
         if not chain:
             raise ConfigurationError("a chain needs at least one backend")
         self.chain = tuple(chain)
+        self._names = tuple(backend.name for backend in self.chain)
         # PII is redacted if any backend of the chain may be reached over the network.
         self.remote = any(backend.model.remote for backend in self.chain)
+        # Tools are offered if any backend can call them; the others get the request without
+        # them (``without_tools``), so a fallback still answers, using the results so far.
+        self.supports_tools = any(backend.model.supports_tools for backend in self.chain)
         # Stored replies name their model; a lone backend keeps its own name.
         self.name = name or ">".join(backend.name for backend in self.chain)
         self.retry = retry or RetryPolicy()
@@ -124,6 +137,7 @@ class RoutedChatModel(ChatModel):
             cached = self._cache.get(key)
             if cached is not None:
                 self.stats.cache_hits += 1
+                report_route(RouteTaken(self._names, None, cached=True))
                 for chunk in cached:
                     yield chunk
                 return
@@ -153,9 +167,11 @@ class RoutedChatModel(ChatModel):
         except _RoundFailed:
             self.stats.exhausted += 1
             self.stats.retries += turn.rounds - 1
+            report_route(turn.taken(self._names, None))
             raise self._give_up(turn) from None
         self.stats.retries += turn.rounds - 1
         self.stats.failovers += reply.backend is not self.chain[0]
+        report_route(turn.taken(self._names, reply.backend.name))
         return reply
 
     async def _round(self, request: ChatRequest, turn: _Turn) -> LiveReply:
@@ -166,7 +182,8 @@ class RoutedChatModel(ChatModel):
             # A busy backend is passed over while a later one could start now; else it queues.
             queue = backend.busy and not any(b.available() for b in candidates[index + 1 :])
             try:
-                return await backend.start(request, queue=queue)
+                asked = request if backend.model.supports_tools else without_tools(request)
+                return await backend.start(asked, queue=queue)
             except Skipped as skipped:
                 turn.note(backend.name, skipped)
                 continue

@@ -42,6 +42,8 @@ from personae.observability.sources import LiveSources
 
 TURN_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 FIRST_TOKEN_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+USER_CHARS = (10, 30, 100, 300, 1000, 3000, 10000)
+CONVERSATION_MESSAGES = (2, 5, 10, 20, 50, 100, 200, 500, 1000)
 RECALL_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -102,6 +104,47 @@ class TurnMetrics:
             buckets=RECALL_SECONDS,
             registry=registry,
         )
+        # Experiments (docs/experiments.md): only turns a variant ran, labelled by it.
+        variant = ["experiment", "variant"]
+        self.experiment_turns = Counter(
+            "personae_experiment_turns",
+            "Turns an experiment's variants ran, by outcome (errors: failed, error, incomplete).",
+            [*variant, "outcome"],
+            registry=registry,
+        )
+        self.experiment_duration = Histogram(
+            "personae_experiment_turn_duration_seconds",
+            "Turn latency by experiment variant, any outcome.",
+            variant,
+            buckets=TURN_SECONDS,
+            registry=registry,
+        )
+        self.experiment_tokens = Counter(
+            "personae_experiment_tokens",
+            "Prompt and reply tokens of complete replies, by experiment variant.",
+            variant,
+            registry=registry,
+        )
+        self.experiment_user_chars = Histogram(
+            "personae_experiment_user_message_chars",
+            "The user message's length in characters, by experiment variant.",
+            variant,
+            buckets=USER_CHARS,
+            registry=registry,
+        )
+        self.experiment_conversation = Histogram(
+            "personae_experiment_conversation_messages",
+            "Messages in the conversation when a turn opened, by experiment variant.",
+            variant,
+            buckets=CONVERSATION_MESSAGES,
+            registry=registry,
+        )
+        self.experiment_feedback = Counter(
+            "personae_experiment_feedback",
+            "Thumbs up/down on replies, by experiment variant and value (up, down).",
+            [*variant, "value"],
+            registry=registry,
+        )
         self.retention_purged = Counter(
             "personae_retention_purged",
             "Records purged by retention, by kind (messages, memories, audit).",
@@ -130,6 +173,8 @@ class MetricsObserver(TurnObserver):
         turns, duration = children
         turns.inc()
         duration.observe(report.latency_ms / 1000)
+        if report.experiment is not None and report.variant is not None:
+            self._experiment_turn(report.experiment, report.variant, report)
         if ttft_ms is None and not tokens_in and not tokens_out:
             return
         route = (character, backend)
@@ -148,6 +193,19 @@ class MetricsObserver(TurnObserver):
             sent.inc(tokens_in)
         if tokens_out:
             received.inc(tokens_out)
+
+    def _experiment_turn(self, experiment: str, variant: str, report: TurnReport) -> None:
+        m, labels = self.metrics, (experiment, variant)
+        m.experiment_turns.labels(*labels, report.outcome.value).inc()
+        m.experiment_duration.labels(*labels).observe(report.latency_ms / 1000)
+        if report.tokens_in or report.tokens_out:
+            m.experiment_tokens.labels(*labels).inc(report.tokens_in + report.tokens_out)
+        m.experiment_user_chars.labels(*labels).observe(report.user_chars)
+        m.experiment_conversation.labels(*labels).observe(report.conversation_messages)
+
+    def feedback_given(self, experiment: str, variant: str, value: int) -> None:
+        label = "up" if value > 0 else "down"
+        self.metrics.experiment_feedback.labels(experiment, variant, label).inc()
 
     def request_rejected(self, reason: str) -> None:
         child = self._by_reason.get(reason)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from fastapi import Request
 
 from personae.core.catalog import CharacterCatalog, CharacterVersion
+from personae.core.experiments.admin import ExperimentAdmin
 from personae.core.hub import ConversationHub
 from personae.core.ports import (
     ApiKeys,
@@ -19,7 +20,9 @@ from personae.core.ports import (
     RequestGate,
     UserData,
 )
+from personae.core.replay import Replays
 from personae.core.service import ChatService
+from personae.core.turn_record import TurnRecords
 from personae.errors import PersonaeError
 from personae.transports.ws_limits import WsLimits
 
@@ -37,6 +40,29 @@ class CharacterUploads(Protocol):
         """Validate, store and serve a character file; its name's suffix says what it is.
         Raises ``CharacterDefinitionError`` (not a character) or ``Conflict`` (its id is
         taken and ``force`` is off)."""
+        ...
+
+
+class MediaFile(Protocol):
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def media_type(self) -> str: ...
+    @property
+    def tag(self) -> str:  # changes when the content does (an ETag)
+        ...
+    @property
+    def filename(self) -> str | None: ...
+
+
+class CharacterMedia(Protocol):
+    async def avatar(self, character_id: str) -> MediaFile:
+        """A small picture of the character. Raises ``CharacterNotFound``."""
+        ...
+
+    async def export(self, character_id: str, fmt: str) -> MediaFile:
+        """The character's file in card format ``fmt``. Raises ``CharacterNotFound`` and
+        ``InvalidInput``."""
         ...
 
 
@@ -63,7 +89,11 @@ class Gateway:
     metrics: MetricsExposition | None = None  # None: /metrics is off
     security: SecurityPorts | None = None  # None: no rate limits, no admin API
     uploads: CharacterUploads | None = None  # None: no POST /api/characters
+    media: CharacterMedia | None = None  # None: no avatars or exports
     memory: MemoryStore | None = None  # long-term memory; None: off (nothing to erase)
+    experiments: ExperimentAdmin | None = None  # None: no experiments API, no feedback
+    turn_records: TurnRecords | None = None  # None: no GET /api/admin/turns/{id}
+    replays: Replays | None = None  # None: no POST /api/admin/replays
 
 
 def gateway(request: Request) -> Gateway:

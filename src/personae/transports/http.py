@@ -14,12 +14,15 @@ import personae
 from personae.transports import (
     admin,
     channels_http,
+    character_media,
     character_uploads,
+    experiments,
     groups,
     health,
     memory_api,
     openai_api,
     rest,
+    turns,
     web_ui,
     websocket,
 )
@@ -55,10 +58,13 @@ def create_http_app(
     app.include_router(openai_api.router)
     app.include_router(rest.router)
     app.include_router(admin.router)
+    app.include_router(experiments.router)
     app.include_router(channels_http.router)
     app.include_router(character_uploads.router)
+    app.include_router(character_media.router)
     app.include_router(groups.router)
     app.include_router(memory_api.router)
+    app.include_router(turns.router)
     web_ui.mount(app)  # the chat page at /, the dashboard at /admin
     app.add_api_route(
         "/metrics", metrics, methods=["GET"], tags=["health"], response_class=PlainTextResponse

@@ -22,6 +22,7 @@ from personae.core.types import Caller, InboundMessage, Principal, SamplingOverr
 from personae.errors import PersonaeError
 from personae.transports.auth import acting_for, principal, self_caller
 from personae.transports.errors import body_for
+from personae.transports.experiments import tags_declared, variant_asked
 from personae.transports.gateway import Gateway, gateway
 from personae.transports.openai_models import ChatCompletionRequest, chunk_body, completion_body
 
@@ -71,6 +72,9 @@ async def chat_completions(
             temperature=body.temperature,
             top_p=body.top_p,
         ),
+        role=who.role.value,  # for experiments: targeting, and who may force a variant
+        tags=tags_declared(request),
+        forced_variant=variant_asked(request),
     )
     gw.service.validate(inbound)  # fail fast, before any turn state exists
     events = gw.service.turn(inbound)

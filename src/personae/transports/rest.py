@@ -87,6 +87,9 @@ class MessageOut(BaseModel):
     completion_tokens: int | None
     latency_ms: float | None
     character_version: str | None  # the character version that wrote a reply
+    swipe_of: str | None = None  # one of a reply's alternatives: the first reply of them
+    hidden: bool = False  # not in the history: an alternative not chosen (``alternatives``)
+    edited_at: datetime | None = None
 
     @classmethod
     def of(cls, m: Message) -> MessageOut:
@@ -102,6 +105,9 @@ class MessageOut(BaseModel):
             completion_tokens=m.completion_tokens,
             latency_ms=m.latency_ms,
             character_version=m.character_version,
+            swipe_of=m.swipe_of,
+            hidden=m.hidden,
+            edited_at=m.edited_at,
         )
 
 
@@ -152,6 +158,7 @@ async def list_messages(
     acting: ActingFor,
     after_seq: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    alternatives: bool = False,  # also the hidden ones: the swipes not chosen, old replies
 ) -> list[MessageOut]:
     owner = await gw.store.get_user(acting.user)
     conversation = await gw.store.get_conversation(conversation_id)
@@ -159,5 +166,7 @@ async def list_messages(
     # not the caller's business.
     if owner is None or conversation is None or conversation.user_id != owner.id:
         raise ConversationNotFound(conversation_id)
-    messages = await gw.store.list_messages(conversation_id, after_seq=after_seq, limit=limit)
+    messages = await gw.store.list_messages(
+        conversation_id, after_seq=after_seq, limit=limit, alternatives=alternatives
+    )
     return [MessageOut.of(m) for m in messages]

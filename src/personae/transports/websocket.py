@@ -45,6 +45,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         authenticator=gw.authenticator,
         limits=gw.ws_limits,
         gate=gw.security.gate if gw.security is not None else None,
+        experiments=gw.experiments,
     )
     gw.connections.add(connection)
     try:

@@ -20,9 +20,10 @@ from typing import Any
 import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from personae.core.hub import ConversationHub
+from personae.core.experiments.admin import ExperimentAdmin
+from personae.core.hub import Accepted, ConversationHub
 from personae.core.ports import Authenticator, RequestGate
-from personae.core.types import Caller, InboundMessage
+from personae.core.types import Caller, InboundMessage, Redo
 from personae.errors import IllegalTransition, PersonaeError, RateLimited
 from personae.transports import ws_frames as frames
 from personae.transports.auth import end_user
@@ -43,12 +44,16 @@ class Connection:
         authenticator: Authenticator,
         limits: WsLimits,
         gate: RequestGate | None = None,
+        experiments: ExperimentAdmin | None = None,
     ) -> None:
         self.ws = websocket
         self.hub = hub
         self.authenticator = authenticator
         self.limits = limits
         self.gate = gate  # rate limits per key and user; None: none
+        self.experiments = experiments  # feedback on replies; None: refused
+        self.variant: str | None = None  # from the connect frame: a tester's colouring
+        self.tags: tuple[str, ...] = ()
         self.caller: Caller | None = None  # known after the handshake
         self.state = ConnectionState.CONNECTING
         self.user = ""
@@ -151,6 +156,8 @@ class Connection:
             await self._send_now(frames.error_frame(request.id, exc.code, exc.message))
             raise CloseConnection(1008, "not authenticated") from None
         self.user = self.caller.user
+        self.variant = params.variant
+        self.tags = tuple(dict.fromkeys(t for t in params.tags if t))
         # The connection's own log context; the tasks it starts from now on inherit it.
         structlog.contextvars.bind_contextvars(user=self.user)
         self._move(ConnectionState.ACTIVE)
@@ -237,10 +244,14 @@ class Connection:
     def _start_handling(self, request_id: str, method: str, params: Any) -> None:
         handlers: dict[str, Callable[[Any], Awaitable[dict[str, Any]]]] = {
             "message.send": lambda p: self._send_message(p, request_id),
+            "message.regenerate": lambda p: self._redo(p, request_id, Redo.REGENERATE),
+            "message.edit": lambda p: self._redo(p, request_id, Redo.EDIT),
+            "message.swipe": self._swipe,
             "message.cancel": self._cancel,
             "conversation.subscribe": self._subscribe_request,
             "conversation.unsubscribe": self._unsubscribe,
             "ping": self._ping,
+            "message.feedback": self._feedback,
         }
         handler = handlers.get(method)
 
@@ -290,8 +301,41 @@ class Connection:
                 channel="ws",
                 idempotency_key=params.idempotency_key,
                 speaker=params.speaker,
+                greeting=params.greeting,
+                role=self.caller.principal.role.value if self.caller else "user",
+                tags=self.tags,
+                forced_variant=self.variant,
             )
         )
+        return await self._accepted(accepted, request_id)
+
+    async def _redo(
+        self, params: frames.RegenerateParams | frames.EditParams, request_id: str, redo: Redo
+    ) -> dict[str, Any]:
+        await self._admit()
+        accepted = await self.hub.redo(
+            InboundMessage(
+                user=self.user,
+                character_id="",  # the conversation's
+                text=params.text if isinstance(params, frames.EditParams) else "",
+                conversation_id=params.conversation,
+                channel="ws",
+                idempotency_key=params.idempotency_key,
+                redo=redo,
+                redo_of=params.message,
+                role=self.caller.principal.role.value if self.caller else "user",
+                tags=self.tags,
+                forced_variant=self.variant,
+            )
+        )
+        return await self._accepted(accepted, request_id)
+
+    async def _swipe(self, params: frames.SwipeParams) -> dict[str, Any]:
+        await self._admit()
+        chosen = await self.hub.choose_swipe(self.user, params.conversation, params.message)
+        return {"conversation": params.conversation, "message_id": chosen.id}
+
+    async def _accepted(self, accepted: Accepted, request_id: str) -> dict[str, Any]:
         result = {
             "conversation": accepted.conversation_id,
             "message_id": accepted.message_id,
@@ -320,6 +364,14 @@ class Connection:
         if task is not None:
             task.cancel()
         return {"conversation": params.conversation, "subscribed": False}
+
+    async def _feedback(self, params: frames.FeedbackParams) -> dict[str, Any]:
+        if self.experiments is None:
+            raise _RequestRefused("not_available", "feedback is not available on this server")
+        await self._admit()
+        value = 1 if params.value == "up" else -1
+        await self.experiments.feedback(params.message_id, self.user, value)
+        return {"message_id": params.message_id, "value": params.value}
 
     async def _ping(self, params: frames.EmptyParams) -> dict[str, Any]:
         return {"pong": time.time()}

@@ -43,6 +43,10 @@ class ConnectParams(_Params):
     device_id: str = Field(default="unknown", min_length=1, max_length=128)
     user: str | None = Field(default=None, min_length=1, max_length=256)
     resume: dict[str, int] = Field(default_factory=dict, max_length=100)
+    # Experiments: the variant a tester asks for (honoured for a role in the experiment's
+    # force_roles, ignored otherwise) and tags the caller declares for targeting.
+    variant: str | None = Field(default=None, min_length=1, max_length=64)
+    tags: list[str] = Field(default_factory=list, max_length=16)
 
 
 class SendParams(_Params):
@@ -53,6 +57,7 @@ class SendParams(_Params):
     new_conversation: bool = False
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
     speaker: str | None = Field(default=None, min_length=1, max_length=64)  # group: who answers
+    greeting: int = Field(default=0, ge=0, le=1000)  # a new conversation's: 0 first, alternates
 
     @model_validator(mode="after")
     def _names_whom(self) -> SendParams:
@@ -67,6 +72,22 @@ class ConversationParams(_Params):
     conversation: str = Field(min_length=1, max_length=128)
 
 
+class RegenerateParams(ConversationParams):
+    # The reply the client shows as the latest: if the conversation moved on, refused.
+    message: str | None = Field(default=None, min_length=1, max_length=128)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class EditParams(ConversationParams):
+    message: str = Field(min_length=1, max_length=128)  # the last user message, as shown
+    text: str
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class SwipeParams(ConversationParams):
+    message: str = Field(min_length=1, max_length=128)  # the alternative to show
+
+
 class SubscribeParams(ConversationParams):
     after_seq: int = Field(default=0, ge=0)
 
@@ -75,13 +96,22 @@ class EmptyParams(_Params):
     pass
 
 
+class FeedbackParams(_Params):
+    message_id: str = Field(min_length=1, max_length=128)
+    value: Literal["up", "down"]
+
+
 PARAMS: dict[str, type[_Params]] = {
     "connect": ConnectParams,
     "message.send": SendParams,
+    "message.regenerate": RegenerateParams,
+    "message.edit": EditParams,
+    "message.swipe": SwipeParams,
     "message.cancel": ConversationParams,
     "conversation.subscribe": SubscribeParams,
     "conversation.unsubscribe": ConversationParams,
     "ping": EmptyParams,
+    "message.feedback": FeedbackParams,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from personae.core.experiments.assignment import assign, bucket
 from personae.core.experiments.spec import CONTROL, Experiment, Variant, parse_experiment
+from personae.core.types import SamplingOverrides
 from personae.errors import InvalidInput
 
 USERS = [f"user-{i}" for i in range(100_000)]
@@ -123,8 +125,24 @@ def test_an_experiment_from_yaml_shape() -> None:
     assert (v2.percent, v2.overrides.route, v2.overrides.generation) == (
         12.5,
         ("fast", "local"),
-        {"temperature": 0.4},
+        SamplingOverrides(temperature=0.4),
     )
     assert exp.targeting.matches(character="aria", role="user", channel="ws")
     assert not exp.targeting.matches(character="kit", role="user", channel="ws")
     assert not exp.targeting.matches(character="aria", role="user", channel="telegram")
+
+
+@pytest.mark.parametrize(
+    ("variant", "problem"),
+    [
+        ({"generation": {"temperature": 9}}, "generation: temperature"),
+        ({"generation": {"top_k": 3}}, "generation: top_k"),
+        ({"memory": {"enabled": "yes"}}, "memory.enabled must be true or false"),
+        ({"memory": {"budget_tokens": 3}}, "unknown setting(s) budget_tokens"),
+    ],
+)
+def test_a_variant_s_overrides_are_checked_when_parsed(
+    variant: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(problem)):
+        parse_experiment({"id": "e", "variants": [{"name": "v", "percent": 5, **variant}]})

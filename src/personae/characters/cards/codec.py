@@ -95,7 +95,7 @@ def encode_character(
     if base is None and kept and character.source_container == "png":
         base = kept
     if base is None and kept and character.source_container == "charx":
-        base = _charx_icon(character, kept)
+        base = charx_icon(character, kept)
     if base is None:
         base = placeholder_png(character.name)
     chunks = png.read_chunks(base, source="the image")
@@ -137,7 +137,7 @@ def _strip_backfill_note(card: object) -> object:
     return {**card, "data": data}
 
 
-def _charx_icon(character: Character, original: bytes) -> bytes | None:
+def charx_icon(character: Character, original: bytes) -> bytes | None:
     # The card's main icon, when it is a PNG inside the CHARX, makes the PNG's image.
     for asset in character.assets or ():
         if asset.type == "icon" and asset.name == "main" and asset.uri.startswith("embeded://"):

@@ -37,6 +37,7 @@ class VariantReport:
     tokens_per_turn: float
     feedback_given: int
     thumbs_up: Interval  # of the turns that got feedback
+    feedback_rate: Interval = Interval(0.0, 0.0, 1.0)  # of all turns, those that got feedback
 
 
 def wilson(successes: int, trials: int, z: float = Z_95) -> Interval:
@@ -78,6 +79,7 @@ def report(records: Iterable[TurnRecord], variants: Sequence[str]) -> list[Varia
                 tokens_per_turn=sum(r.tokens for r in turns) / len(turns) if turns else 0.0,
                 feedback_given=len(rated),
                 thumbs_up=wilson(sum(1 for f in rated if f > 0), len(rated)),
+                feedback_rate=wilson(len(rated), len(turns)),
             )
         )
     return rows

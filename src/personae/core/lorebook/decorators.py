@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from personae.core.types import Role
+from personae.core.types import TEXT_ROLES, Role
 
 POSITIONS = ("before_desc", "after_desc", "personality", "scenario", "before_char", "after_char")
 
@@ -65,10 +65,10 @@ def _depth(value: str) -> int:
 
 
 def _role(value: str) -> Role:
-    try:
-        return Role(value.strip().lower())
-    except ValueError:
-        raise _Invalid(f"{value.strip()!r} is not system, user or assistant") from None
+    role = value.strip().lower()
+    if role not in TEXT_ROLES:
+        raise _Invalid(f"{value.strip()!r} is not system, user or assistant")
+    return Role(role)
 
 
 def _position(value: str) -> str:

@@ -21,3 +21,14 @@ async def private_partitions(
         return [Partition.private(user.id, character)]
     conversations = await store.list_conversations(user.id, limit=MAX_CHARACTERS)
     return [Partition.private(user.id, c) for c in sorted({c.character_id for c in conversations})]
+
+
+async def shared_partitions(
+    store: ConversationStore, user_id: str, character_id: str
+) -> list[Partition]:
+    """For a character that may see across characters (``memory.cross_character``): the
+    user's partition with it first, then the user's partitions with every other character it
+    talked to. ``user_id`` is the store's id; nothing of another user is ever included."""
+    conversations = await store.list_conversations(user_id, limit=MAX_CHARACTERS)
+    others = sorted({c.character_id for c in conversations} - {character_id})
+    return [Partition.private(user_id, c) for c in [character_id, *others]]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -21,8 +21,10 @@ import structlog
 
 from personae.core.memory.capture import REPLY_KIND, is_fact
 from personae.core.memory.items import MemoryHit, Partition
+from personae.core.memory.knowledge import ChunkRef
 from personae.core.memory.profile import FactSource, current_facts, within
-from personae.core.ports import Embedder, MemoryStore
+from personae.core.memory.scope import shared_partitions
+from personae.core.ports import ConversationStore, Embedder, MemoryStore
 from personae.core.prompt import AssembledPrompt
 from personae.core.skill_stage import with_note
 from personae.core.types import OpenedTurn
@@ -33,6 +35,7 @@ CountTokens = Callable[[str], int]
 
 PROFILE_HEADING = "What the user has told you about themselves:"
 RECALL_HEADING = "From earlier conversations (long-term memory):"
+KNOWLEDGE_HEADING = "From the documents you were given ([document#chunk]):"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +82,14 @@ class MemoryStage:
         facts: FactSource | None = None,
         budget: MemoryBudget | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        conversations: ConversationStore | None = None,
+        cross_character: Callable[[str], bool] = lambda character_id: False,
     ) -> None:
         self._store = store
+        # Which characters see the user's memory with other characters, and where to find
+        # those characters (core/memory/scope.py); by default each pair's memory is its own.
+        self._conversations = conversations
+        self._cross_character = cross_character
         self._embedder = embedder
         self._facts = facts
         self._budget = budget or MemoryBudget()
@@ -96,43 +105,75 @@ class MemoryStage:
     ) -> AssembledPrompt:
         """``prompt`` with the note of what memory holds for this turn (if anything)."""
         try:
-            note = await self.note(opened, [m.content for m in prompt.messages], count_tokens)
+            note, cited = await self._compose(
+                opened, [m.content for m in prompt.messages], count_tokens
+            )
         except Exception:  # memory is an aid: a broken store must not fail the turn
             log.exception("memory recall failed; the turn goes on without it")
             return prompt
-        return with_note(prompt, note, count_tokens)
+        return replace(with_note(prompt, note, count_tokens), knowledge=cited)
 
     async def note(
         self, opened: OpenedTurn, window: Sequence[str], count_tokens: CountTokens
     ) -> str | None:
         """The profile and the recalled items not already in ``window``, within budget."""
-        partition = Partition.private(opened.user.id, opened.conversation.character_id)
+        return (await self._compose(opened, window, count_tokens))[0]
+
+    async def _compose(
+        self, opened: OpenedTurn, window: Sequence[str], count_tokens: CountTokens
+    ) -> tuple[str | None, tuple[str, ...]]:
+        """The note, and the knowledge chunks it cites (``core.memory.knowledge``)."""
+        partitions = await self._visible(opened.user.id, opened.conversation.character_id)
         # Each section within its own budget, its heading included.
         profile_budget = self._budget.profile_tokens - count_tokens(PROFILE_HEADING)
-        profile = within(await self._profile(partition), profile_budget, count_tokens)
-        hits = await self._recall(partition, opened.message.content, [*window, *profile])
+        profile = within(await self._profile(partitions), profile_budget, count_tokens)
+        hits = await self._recall(partitions, opened.message.content, [*window, *profile])
         recall_budget = self._budget.recall_tokens - count_tokens(RECALL_HEADING)
-        recalled = within([_line(hit) for hit in hits], recall_budget, count_tokens)
+        if any(_document(hit) for hit in hits):  # documents get a section of their own
+            recall_budget -= count_tokens(KNOWLEDGE_HEADING)
+        recalled = within(
+            [_line(hit, opened.conversation.character_id) for hit in hits],
+            recall_budget,
+            count_tokens,
+        )
+        shown = list(zip(hits, recalled, strict=False))  # the hits that fit the budget
+        remembered = [line for hit, line in shown if not _document(hit)]
+        documents = [(ref, line) for hit, line in shown if (ref := _document(hit))]
         sections = [
             "\n".join([heading, *(f"- {line}" for line in lines)])
-            for heading, lines in ((PROFILE_HEADING, profile), (RECALL_HEADING, recalled))
+            for heading, lines in (
+                (PROFILE_HEADING, profile),
+                (RECALL_HEADING, remembered),
+                (KNOWLEDGE_HEADING, [line for _, line in documents]),
+            )
             if lines
         ]
-        return "\n\n".join(sections) or None
+        return "\n\n".join(sections) or None, tuple(ref.citation for ref, _ in documents)
 
-    async def _profile(self, partition: Partition) -> list[str]:
+    async def _visible(self, user_id: str, character_id: str) -> list[Partition]:
+        """The user's private partitions this character may read, its own first."""
+        if self._conversations is not None and self._cross_character(character_id):
+            return await shared_partitions(self._conversations, user_id, character_id)
+        return [Partition.private(user_id, character_id)]
+
+    async def _profile(self, partitions: Sequence[Partition]) -> list[str]:
         if self._facts is None or not self._budget.profile_tokens:
             return []
-        facts = await self._facts.list_facts(partition, limit=self._budget.profile_facts)
+        facts = [
+            fact
+            for partition in partitions
+            for fact in await self._facts.list_facts(partition, limit=self._budget.profile_facts)
+        ]
+        facts.sort(key=lambda fact: fact.created_at, reverse=True)  # newest first, across all
         return current_facts(facts)
 
     async def _recall(
-        self, partition: Partition, text: str, exclude: Sequence[str]
+        self, private: Sequence[Partition], text: str, exclude: Sequence[str]
     ) -> list[MemoryHit]:
         if not self._budget.recall_items or not self._budget.recall_tokens:
             return []
-        character = partition.character_id
-        partitions = [partition, Partition.knowledge(character), Partition.knowledge()]
+        character = private[0].character_id
+        partitions = [*private, Partition.knowledge(character), Partition.knowledge()]
         hits = await self._store.search(
             partitions,
             text=text,
@@ -162,9 +203,19 @@ class MemoryStage:
         return vector
 
 
-def _line(hit: MemoryHit) -> str:
+def _line(hit: MemoryHit, character_id: str) -> str:
     item = hit.item
     who = "You said" if item.kind == REPLY_KIND else "The user said"
-    if item.partition.user_id == "":  # knowledge: a document, not a conversation
-        return item.text
+    if item.partition.character_id != character_id:  # a character sharing memory across
+        who = f"{item.partition.character_id} said" if item.kind == REPLY_KIND else who
+        who += f" (with {item.partition.character_id})" if item.kind != REPLY_KIND else ""
+    if item.partition.user_id == "":  # knowledge: a document, cited by document and chunk
+        ref = _document(hit)
+        text = " ".join(item.text.split())  # one line per hit, whatever the page layout
+        return f"[{ref.citation}] {text}" if ref else text
     return f"[{item.created_at:%Y-%m-%d}] {who}: {item.text}"
+
+
+def _document(hit: MemoryHit) -> ChunkRef | None:
+    """The document chunk a hit is, if it is one (``core.memory.knowledge``)."""
+    return ChunkRef.of_kind(hit.item.kind) if hit.item.partition.user_id == "" else None

@@ -74,7 +74,9 @@ class SqliteAuditLog(SqliteResource, AuditLog):
             rows = conn.execute(sql, (*args, clamp_limit(limit))).fetchall()
             return [_entry_of(row) for row in rows]
 
-        return await self._db.run("read the audit log", work)
+        # Through the writer, behind the rows already queued: entries are recorded off the
+        # request's path (``AuditWriter``), and a query right after must still see them.
+        return await self._db.write("read the audit log", work)
 
 
 def _entry_of(row: Any) -> AuditEntry:

@@ -19,7 +19,7 @@ class SqliteChannelDirectory(SqliteResource, ChannelDirectory):
             row = conn.execute(sql, params).fetchone()
             return None if row is None else row[0]
 
-        return await self._db.run(what, work)
+        return await self._db.read(what, work)
 
     async def _write(self, what: str, sql: str, params: Sequence[Any]) -> None:
         def work(conn: Connection) -> None:
@@ -165,4 +165,4 @@ class SqliteChannelDirectory(SqliteResource, ChannelDirectory):
                 for r in rows
             ]
 
-        return await self._db.run("read pending replies", work)
+        return await self._db.read("read pending replies", work)

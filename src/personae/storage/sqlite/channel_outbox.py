@@ -49,7 +49,7 @@ class SqliteChannelOutbox(SqliteResource, ChannelOutbox):
             ).fetchall()
             return [_item_of(row) for row in rows]
 
-        return await self._db.run("read due platform messages", work)
+        return await self._db.read("read due platform messages", work)
 
     async def next_due_at(self, channel: str) -> datetime | None:
         def work(conn: Connection) -> datetime | None:
@@ -60,7 +60,7 @@ class SqliteChannelOutbox(SqliteResource, ChannelOutbox):
             ).fetchone()
             return None if row[0] is None else datetime.fromisoformat(row[0])
 
-        return await self._db.run("read the outbox schedule", work)
+        return await self._db.read("read the outbox schedule", work)
 
     async def delivered(self, item_id: int, now: datetime, platform_id: str | None) -> None:
         await self._finish(item_id, "delivered", now, None, platform_id)
@@ -121,7 +121,7 @@ class SqliteChannelOutbox(SqliteResource, ChannelOutbox):
             ).fetchone()
             return int(row[0])
 
-        return await self._db.run("count pending platform messages", work)
+        return await self._db.read("count pending platform messages", work)
 
 
 def _item_of(row: Any) -> OutboxItem:

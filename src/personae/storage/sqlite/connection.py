@@ -1,35 +1,53 @@
-"""One SQLite connection driven by one dedicated thread, so the event loop never blocks.
+"""Opening a SQLite connection, and the transaction helper every store's SQL runs inside.
 
-Every call is a plain function run on the worker thread; driver errors come back as
-``StorageError`` naming the operation, with the driver error chained as ``__cause__``.
+``SqliteDatabase`` (``database.py``) owns the connections of a file; this module only opens
+one and knows the pragmas.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import itertools
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal
 
 import sqlean
 import sqlite_vec
 
 from personae.errors import StorageError
 
-T = TypeVar("T")
-
 # sqlean ships no type hints; its connection is a drop-in for sqlite3.Connection.
 Connection = Any
 
-# synchronous=FULL: a user message must be on disk before it is acknowledged.
-# busy_timeout: other processes on the same file wait for the write lock instead of failing.
-_PRAGMAS = ("synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000")
+#: ``synchronous`` in WAL mode (docs/operations.md, "Durability"): ``normal`` survives a crash
+#: of the process, ``full`` also a loss of power.
+Synchronous = Literal["normal", "full"]
+DEFAULT_SYNCHRONOUS: Synchronous = "normal"  # the same as settings.storage.synchronous
+
+# foreign_keys: the schema's cascades. busy_timeout: another *process* on the same file waits
+# for the write lock instead of failing (within a process one writer serialises the writes).
+# cache_size and mmap_size: a memory KNN reads every vector of a partition (15 MiB for 10k
+# MiniLM vectors); with SQLite's default 2 MiB cache each search would go back to the OS.
+_PRAGMAS = (
+    "foreign_keys=ON",
+    "busy_timeout=5000",
+    f"cache_size=-{64 * 1024}",
+    f"mmap_size={256 * 2**20}",
+)
+
+# Savepoint names must be unique only among those open at once; a counter keeps them so.
+_savepoints = itertools.count()
 
 
-def connect(path: Path) -> Connection:
-    """Open ``path`` in autocommit mode (we issue BEGIN/COMMIT ourselves), WAL, and pragmas."""
+def connect(
+    path: Path, *, synchronous: Synchronous = DEFAULT_SYNCHRONOUS, read_only: bool = False
+) -> Connection:
+    """Open ``path`` in autocommit mode (we issue BEGIN/COMMIT ourselves), WAL, and pragmas.
+
+    ``read_only`` connections refuse writes (``query_only``): a read sent to a reader by
+    mistake fails loudly instead of bypassing the writer.
+    """
     conn = sqlean.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
         conn.row_factory = sqlean.Row
@@ -40,8 +58,10 @@ def connect(path: Path) -> Connection:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StorageError(f"{path}: cannot use WAL journal mode (got {mode!r})", path=path)
-        for pragma in _PRAGMAS:
+        for pragma in (f"synchronous={synchronous.upper()}", *_PRAGMAS):
             conn.execute(f"PRAGMA {pragma}")
+        if read_only:
+            conn.execute("PRAGMA query_only=ON")
     except BaseException:
         conn.close()
         raise
@@ -50,11 +70,17 @@ def connect(path: Path) -> Connection:
 
 @contextmanager
 def transaction(conn: Connection) -> Iterator[Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` on any error, so all or nothing.
+    """All or nothing: ``BEGIN IMMEDIATE`` ... ``COMMIT``, ``ROLLBACK`` on any error.
 
+    Inside an open transaction (the writer's group commit, ``writer.py``) it is a savepoint
+    instead: an error undoes this block's work only, and the commit is the writer's.
     IMMEDIATE takes the write lock up front: a read-then-write (such as ``last_seq + 1``)
-    cannot interleave with another connection's write.
+    cannot interleave with another process's write.
     """
+    if conn.in_transaction:
+        with savepoint(conn):
+            yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -66,56 +92,16 @@ def transaction(conn: Connection) -> Iterator[Connection]:
         raise
 
 
-class SqliteDatabase:
-    """A connection plus the single worker thread that is the only one to touch it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn: Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
-
-    async def open(self) -> None:
-        if self._executor is not None:
-            raise StorageError(f"{self.path}: already open", path=self.path)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="personae-sqlite")
-        self._executor = executor
-        try:
-            self._conn = await self._submit(executor, f"open {self.path}", self._connect)
-        except BaseException:
-            self._executor = None
-            executor.shutdown(wait=True)
-            raise
-
-    def _connect(self) -> Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        return connect(self.path)
-
-    async def run(self, what: str, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn(connection)`` on the worker thread; ``what`` names it in errors."""
-        conn, executor = self._conn, self._executor
-        if conn is None or executor is None:
-            raise StorageError(f"cannot {what}: the store is not open", path=self.path)
-        return await self._submit(executor, what, lambda: fn(conn))
-
-    async def _submit(self, executor: ThreadPoolExecutor, what: str, fn: Callable[[], T]) -> T:
-        # If the awaiting task is cancelled, the call still runs to the end on the worker
-        # thread: a transaction is never cut in half.
-        try:
-            return await asyncio.get_running_loop().run_in_executor(executor, fn)
-        except sqlean.Error as exc:
-            raise StorageError(
-                f"database error, could not {what}", path=self.path, detail=str(exc)
-            ) from exc
-
-    async def close(self) -> None:
-        """Close after every queued call has run; closing twice is harmless."""
-        conn, executor = self._conn, self._executor
-        self._conn, self._executor = None, None
-        if executor is None:
-            return
-        try:
-            if conn is not None:
-                # Queued behind any pending work, on the thread that owns the connection.
-                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-        finally:
-            executor.shutdown(wait=True)
+@contextmanager
+def savepoint(conn: Connection) -> Iterator[Connection]:
+    """A nested unit of work inside the open transaction: released, or rolled back alone."""
+    name = f"sp{next(_savepoints)}"
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:  # else SQLite has abandoned the whole transaction
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")

@@ -26,8 +26,9 @@ from personae.core.types import (
     User,
 )
 from personae.errors import ConversationNotFound, InvalidInput
-from personae.storage.sqlite import event_log, groups, memory_rows, state
+from personae.storage.sqlite import event_log, groups, memory_rows, redo, state
 from personae.storage.sqlite.connection import Connection, transaction
+from personae.storage.sqlite.database import SqliteDatabase
 from personae.storage.sqlite.resource import SqliteResource
 from personae.storage.sqlite.rows import (
     CONVERSATION_COLUMNS,
@@ -65,8 +66,10 @@ Remember = Callable[[Message, Conversation], Sequence[NewMemory]]
 
 
 class SqliteConversationStore(SqliteResource, ConversationStore):
-    def __init__(self, path: Path, *, remember: Remember | None = None) -> None:
-        super().__init__(path)
+    def __init__(
+        self, database: SqliteDatabase | Path, *, remember: Remember | None = None
+    ) -> None:
+        super().__init__(database)
         # With ``remember``, a user message and a reply are stored with their memory items
         # (pending embedding) in the message's own transaction: both or neither.
         self._remember = remember
@@ -114,15 +117,8 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
                 )
                 self._memorise(conn, message, conversation)
                 if idempotency_key is not None:
-                    conn.execute(
-                        "INSERT INTO idempotency_keys (user_id, key, message_id, created_at)"
-                        " VALUES (?, ?, ?, ?)",
-                        (user.id, idempotency_key, message.id, as_text(message.created_at)),
-                    )
-                (user_turn,) = conn.execute(
-                    "SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'user'",
-                    (conversation.id,),
-                ).fetchone()
+                    _remember_key(conn, user, idempotency_key, message)
+                user_turn = _user_turns(conn, conversation.id)
                 return OpenedTurn(
                     user,
                     conversation,
@@ -159,7 +155,7 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
         return await self._db.run("start a group", work)
 
     async def get_group(self, conversation_id: str) -> Group | None:
-        return await self._db.run("read a group", lambda conn: groups.read(conn, conversation_id))
+        return await self._db.read("read a group", lambda conn: groups.read(conn, conversation_id))
 
     async def set_member_muted(self, conversation_id: str, character_id: str, muted: bool) -> None:
         def work(conn: Connection) -> None:
@@ -190,6 +186,68 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
 
         await self._db.run("discard the turn", work)
 
+    async def reopen_turn(
+        self,
+        conversation_id: str,
+        *,
+        external_user_id: str,
+        character_id: str,
+        text: str | None = None,
+        expected: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> OpenedTurn:
+        def work(conn: Connection) -> OpenedTurn:
+            with transaction(conn):
+                row = conn.execute(f"{USER_COLUMNS} WHERE external_id = ?", (external_user_id,))
+                user = first([user_of(found) for found in row])
+                conversation = _conversation(conn, conversation_id) if user else None
+                if (
+                    user is None
+                    or conversation is None
+                    or conversation.user_id != user.id
+                    or conversation.character_id != character_id
+                    or groups.read(conn, conversation_id) is not None  # a group's: no redo
+                ):
+                    raise ConversationNotFound(conversation_id)
+                if idempotency_key is not None:
+                    seen = _seen_key(conn, user, idempotency_key)
+                    if seen is not None:
+                        return seen
+                message = redo.last_user_message(conn, conversation)
+                replies = redo.replies_after(conn, message)
+                redo.check_expected(expected, message, replies)
+                group = None
+                if text is None:
+                    group = redo.swipe_group(replies)
+                else:
+                    old = message
+                    message = redo.edit(conn, message, text)
+                    partition = Partition.private(user.id, conversation.character_id)
+                    memory_rows.delete_sources(conn, partition, [old.id], old.created_at)
+                    self._memorise(conn, message, conversation)
+                if idempotency_key is not None:
+                    _remember_key(conn, user, idempotency_key, message)
+                user_turn = _user_turns(conn, conversation.id)
+                return OpenedTurn(
+                    user,
+                    conversation,
+                    message,
+                    False,
+                    False,
+                    user_turn=user_turn,
+                    reopened=True,
+                    swipe_of=group,
+                )
+
+        return await self._db.run("reopen the turn", work)
+
+    async def choose_swipe(self, conversation_id: str, message_id: str) -> Message:
+        def work(conn: Connection) -> Message:
+            with transaction(conn):
+                return redo.choose(conn, conversation_id, message_id)
+
+        return await self._db.run("choose a reply", work)
+
     async def append_message(self, conversation_id: str, message: NewMessage) -> Message:
         def work(conn: Connection) -> Message:
             with transaction(conn):
@@ -216,7 +274,7 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
     async def list_events(
         self, conversation_id: str, *, after_seq: int = 0, limit: int = 1000
     ) -> list[EventRecord]:
-        return await self._db.run(
+        return await self._db.read(
             "read the events",
             lambda conn: event_log.read(conn, conversation_id, after_seq, clamp_limit(limit)),
         )
@@ -246,21 +304,29 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
 
     async def recent_messages(self, conversation_id: str, *, limit: int) -> list[Message]:
         sql = (
-            f"SELECT * FROM ({MESSAGE_COLUMNS} WHERE conversation_id = ? ORDER BY seq DESC"
-            " LIMIT ?) ORDER BY seq"
+            f"SELECT * FROM ({MESSAGE_COLUMNS} WHERE conversation_id = ? AND hidden = 0"
+            " ORDER BY seq DESC LIMIT ?) ORDER BY seq"
         )
         args = (conversation_id, clamp_limit(limit))
         return await self._select("read recent messages", sql, args, message_of)
 
     async def list_messages(
-        self, conversation_id: str, *, after_seq: int = 0, limit: int = 100
+        self,
+        conversation_id: str,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        alternatives: bool = False,
     ) -> list[Message]:
-        sql = f"{MESSAGE_COLUMNS} WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        visible = "" if alternatives else " AND hidden = 0"
+        sql = (
+            f"{MESSAGE_COLUMNS} WHERE conversation_id = ? AND seq > ?{visible} ORDER BY seq LIMIT ?"
+        )
         args = (conversation_id, after_seq, clamp_limit(limit))
         return await self._select("list messages", sql, args, message_of)
 
     async def get_state(self, conversation_id: str, key: str) -> VersionedState | None:
-        return await self._db.run(
+        return await self._db.read(
             "read the state", lambda conn: state.read(conn, conversation_id, key)
         )
 
@@ -286,7 +352,7 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
         def work(conn: Connection) -> list[T]:
             return [as_value(row) for row in conn.execute(sql, args)]
 
-        return await self._db.run(what, work)
+        return await self._db.read(what, work)
 
 
 def _partition(turn: OpenedTurn) -> Partition:
@@ -306,6 +372,22 @@ def _ensure_user(conn: Connection, external_id: str) -> tuple[User, bool]:
         (user.id, user.external_id, as_text(user.created_at)),
     )
     return user, True
+
+
+def _user_turns(conn: Connection, conversation_id: str) -> int:
+    """The user's messages in the conversation: the lorebook's turn counter."""
+    (count,) = conn.execute(
+        "SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'user'",
+        (conversation_id,),
+    ).fetchone()
+    return int(count)
+
+
+def _remember_key(conn: Connection, user: User, key: str, message: Message) -> None:
+    conn.execute(
+        "INSERT INTO idempotency_keys (user_id, key, message_id, created_at) VALUES (?, ?, ?, ?)",
+        (user.id, key, message.id, as_text(now())),
+    )
 
 
 def _seen_key(conn: Connection, user: User, key: str) -> OpenedTurn | None:
@@ -382,6 +464,8 @@ def _insert_message(
     # message's created_at (which ``discard_turn`` relies on).
     stamp = max(now(), conversation.updated_at + timedelta(microseconds=1))
     seq = conversation.last_seq + 1
+    if new.swipe_of is not None:  # a regenerated reply: the one shown of its alternatives
+        redo.hide_alternatives(conn, conversation.id, new.swipe_of)
     # Every NewMessage field is a Message field; the store adds id, seq and time.
     message = Message(
         id=new_id("msg"),

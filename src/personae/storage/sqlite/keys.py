@@ -52,14 +52,14 @@ class SqliteKeyStore(SqliteResource, KeyStore):
             row = conn.execute(f"{_COLUMNS} WHERE id = ?", (key_id,)).fetchone()
             return None if row is None else _key_of(row)
 
-        return await self._db.run("read the API key", work)
+        return await self._db.read("read the API key", work)
 
     async def all_keys(self) -> list[ApiKey]:
         def work(conn: Connection) -> list[ApiKey]:
             rows = conn.execute(f"{_COLUMNS} ORDER BY created_at, id").fetchall()
             return [_key_of(row) for row in rows]
 
-        return await self._db.run("list the API keys", work)
+        return await self._db.read("list the API keys", work)
 
     async def revoke(self, key_id: str, at: datetime) -> ApiKey | None:
         def work(conn: Connection) -> ApiKey | None:
@@ -77,7 +77,7 @@ class SqliteKeyStore(SqliteResource, KeyStore):
         def work(conn: Connection) -> bool:
             return conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
 
-        return await self._db.run("look for API keys", work)
+        return await self._db.read("look for API keys", work)
 
 
 def _text_or_none(moment: datetime | None) -> str | None:

@@ -16,17 +16,16 @@ from personae.core.ports import MemoryStore
 from personae.errors import InvalidInput
 from personae.storage.sqlite import memory_rows as sql
 from personae.storage.sqlite.connection import Connection, transaction
+from personae.storage.sqlite.database import SqliteDatabase
 from personae.storage.sqlite.resource import SqliteResource
 from personae.storage.sqlite.rows import as_text
 
-#: Page cache and memory map of the store's connection (vectors of a few hot partitions).
-CACHE_KIB = 64 * 1024
-MMAP_BYTES = 256 * 2**20
-
 
 class SqliteMemoryStore(SqliteResource, MemoryStore):
-    def __init__(self, path: Path, *, space: EmbeddingSpace | None = None) -> None:
-        super().__init__(path)
+    def __init__(
+        self, database: SqliteDatabase | Path, *, space: EmbeddingSpace | None = None
+    ) -> None:
+        super().__init__(database)
         self.space = space
         self._vectors: sql.VectorTable | None = None
 
@@ -35,10 +34,6 @@ class SqliteMemoryStore(SqliteResource, MemoryStore):
         space = self.space
 
         def prepare(conn: Connection) -> sql.VectorTable | None:
-            # A KNN reads every vector of the partition (15 MiB for 10k MiniLM vectors): with
-            # SQLite's default 2 MiB page cache each search would go back to the OS for them.
-            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             if space is None:
                 return None
             with transaction(conn):
@@ -93,7 +88,7 @@ class SqliteMemoryStore(SqliteResource, MemoryStore):
 
         if limit == 0:
             return []
-        by_text, by_vector = await self._db.run("search memory", work)
+        by_text, by_vector = await self._db.read("search memory", work)
         return fuse(
             by_text, by_vector, now=now, limit=limit, exclude_texts=exclude_texts, weights=weights
         )
@@ -106,7 +101,7 @@ class SqliteMemoryStore(SqliteResource, MemoryStore):
             ).fetchall()
             return [sql.item_of(row) for row in rows]
 
-        found = {item.id: item for item in await self._db.run("read memory items", work)}
+        found = {item.id: item for item in await self._db.read("read memory items", work)}
         return [found[item_id] for item_id in dict.fromkeys(item_ids) if item_id in found]
 
     async def list_items(self, partition: Partition, *, limit: int = 100) -> list[MemoryItem]:
@@ -120,7 +115,7 @@ class SqliteMemoryStore(SqliteResource, MemoryStore):
             ).fetchall()
             return [sql.item_of(row) for row in rows]
 
-        return await self._db.run("list memory items", work)
+        return await self._db.read("list memory items", work)
 
     async def list_facts(self, partition: Partition, *, limit: int = 100) -> list[MemoryItem]:
         """The partition's extracted facts (kinds ``fact:...``), newest first: the profile
@@ -135,7 +130,7 @@ class SqliteMemoryStore(SqliteResource, MemoryStore):
             ).fetchall()
             return [sql.item_of(row) for row in rows]
 
-        return await self._db.run("list memory facts", work)
+        return await self._db.read("list memory facts", work)
 
     async def pending_embeddings(self, limit: int = 100) -> list[MemoryItem]:
         check_limit(limit)
@@ -155,7 +150,7 @@ class SqliteMemoryStore(SqliteResource, MemoryStore):
             ).fetchall()
             return [sql.item_of(row) for row in rows]
 
-        return await self._db.run("list items to embed", work)
+        return await self._db.read("list items to embed", work)
 
     async def set_embeddings(self, vectors: Mapping[str, Sequence[float]]) -> int:
         table = self._vectors

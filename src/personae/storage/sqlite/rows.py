@@ -17,7 +17,8 @@ CONVERSATION_COLUMNS = (
 )
 MESSAGE_COLUMNS = (
     "SELECT id, conversation_id, seq, role, content, created_at, status, model, prompt_tokens,"
-    " completion_tokens, latency_ms, character_version, speaker FROM messages"
+    " completion_tokens, latency_ms, character_version, speaker, swipe_of, hidden, edited_at"
+    " FROM messages"
 )
 
 
@@ -54,6 +55,9 @@ def conversation_of(row: Any) -> Conversation:
 def message_of(row: Any) -> Message:
     values = with_times(row, "created_at")
     values.update(role=Role(values["role"]), status=MessageStatus(values["status"]))
+    values.update(hidden=bool(values["hidden"]))
+    if values["edited_at"] is not None:
+        values["edited_at"] = datetime.fromisoformat(values["edited_at"])
     return Message(**values)
 
 

@@ -69,7 +69,15 @@ class SqliteUserData(SqliteResource, UserData):
                     conversation["state"] = states
             return {"user": user, "conversations": conversations}
 
-        return await self._db.run("export the user's data", work)
+        def snapshot(conn: Connection) -> dict[str, Any] | None:
+            # One read transaction: the export is one moment, though turns write meanwhile.
+            conn.execute("BEGIN")
+            try:
+                return work(conn)
+            finally:
+                conn.execute("COMMIT")
+
+        return await self._db.read("export the user's data", snapshot)
 
     async def erase_user(self, external_user_id: str) -> dict[str, int]:
         def work(conn: Connection) -> dict[str, int]:

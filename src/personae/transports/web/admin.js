@@ -1,15 +1,16 @@
 // The operator dashboard: live figures from /metrics, characters and card import, API keys,
 // and the audit log. Everything goes through the admin API with the signed-in key.
 
-import { ApiError, api, auth, signIn, whoami } from "./api.js";
+import { ApiError, api, auth, blobUrl, signIn, whoami } from "./api.js";
 import { format, lineChart } from "./chart.js";
 import { $, h, show, when } from "./dom.js";
+import { loadExperiments } from "./experiments.js";
 import { buckets, minus, parseMetrics, quantile, sum } from "./metrics.js";
 
 const POLL_MS = Number(new URLSearchParams(location.search).get("every")) || 2000;
 const CHARACTERS_EVERY_MS = 3000;
 const HISTORY = 60; // points kept per chart
-const TABS = ["live", "characters", "keys", "audit"];
+const TABS = ["live", "characters", "experiments", "keys", "audit"];
 let current = "live";
 
 // ---- signing in ------------------------------------------------------------------------
@@ -53,7 +54,7 @@ function select(tab) {
     show($(`#${name}`), name === current);
   }
   history.replaceState(null, "", `#${current}`);
-  const load = { characters: loadCharacters, keys: loadKeys, audit: loadAudit }[current];
+  const load = { characters: loadCharacters, experiments: loadExperiments, keys: loadKeys, audit: loadAudit }[current];
   load?.().catch((error) => status(error.message));
 }
 
@@ -154,9 +155,37 @@ async function loadCharacters() {
         h("td", { title: c.version_hash }, c.version_hash.slice(0, 12)),
         h("td", { class: c.load_status === "ok" ? "good" : "bad" }, c.load_status),
         h("td", { class: "bad" }, c.errors.join("\n")),
+        h(
+          "td",
+          { class: "exports" },
+          ...EXPORTS.map(([fmt, label]) =>
+            h("button", { type: "button", onclick: () => exportCard(c.id, fmt), "aria-label": `Export ${c.name} as ${label}` }, label),
+          ),
+        ),
       ),
     ),
   );
+}
+
+const EXPORTS = [["v3", "JSON"], ["png", "PNG"], ["charx", "CHARX"]];
+
+// Downloads the character's file, as the server writes it in that format.
+async function exportCard(id, fmt) {
+  const result = $("#import-result");
+  result.className = "";
+  try {
+    const url = await blobUrl(`/api/characters/${encodeURIComponent(id)}/export?format=${fmt}`, { cache: false });
+    const suffix = { v3: "json", png: "png", charx: "charx" }[fmt];
+    const link = h("a", { href: url, download: `${id}.${suffix}` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    result.textContent = `Exported ${id} as ${fmt}.`;
+  } catch (error) {
+    result.className = "error";
+    result.textContent = `Not exported: ${error.message}`;
+  }
 }
 
 async function importCard(file) {
@@ -283,6 +312,7 @@ function wire() {
     $(`#tab-${next}`).focus();
   });
   $("#key-form").addEventListener("submit", createKey);
+  $("#experiments-refresh").addEventListener("click", () => loadExperiments().catch((error) => status(error.message)));
   $("#audit-form").addEventListener("submit", (event) => {
     event.preventDefault();
     loadAudit().catch((error) => status(error.message));

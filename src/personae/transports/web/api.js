@@ -38,6 +38,20 @@ export async function api(path, { method = "GET", json, form } = {}) {
   return data;
 }
 
+// A binary resource (an avatar, an exported card) fetched with the key, as a blob: URL that
+// an <img> or a download link can use (neither can send the Authorization header itself).
+const blobs = new Map();
+
+export async function blobUrl(path, { cache = true } = {}) {
+  if (cache && blobs.has(path)) return blobs.get(path);
+  const headers = auth.key() ? { Authorization: `Bearer ${auth.key()}` } : {};
+  const response = await fetch(path, { headers });
+  if (!response.ok) throw new ApiError(response.status, `${response.status} ${response.statusText}`);
+  const url = URL.createObjectURL(await response.blob());
+  if (cache) blobs.set(path, url);
+  return url;
+}
+
 // Who the signed-in key is: {user, role, tenant, admin}; a refused key throws (401).
 export const whoami = () => api("/ui/whoami");
 

@@ -1,7 +1,7 @@
 // The chat page: sign in, pick a character, talk to it with streamed replies over the
 // WebSocket, and pick up where the reply was after a reload or a dropped connection.
 
-import { ApiError, api, auth, randomId, signIn, whoami } from "./api.js";
+import { ApiError, api, auth, blobUrl, randomId, signIn, whoami } from "./api.js";
 import { $, h, show, when } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { Realtime } from "./ws.js";
@@ -26,6 +26,9 @@ const state = {
   replies: new Map(), // reply_to -> {el, body, text}: replies being streamed
   awaitingNew: false, // a send that starts a conversation has no answer yet
   early: [], // events that arrived before that answer
+  greeting: 0, // which greeting a new conversation opens with
+  groups: new Map(), // a reply's alternatives ("swipes"): group id -> messages, oldest first
+  contents: new Map(), // message id -> its text as stored (for an edit's starting point)
   realtime: null,
   me: null,
 };
@@ -129,6 +132,10 @@ function avatar(character, size = "") {
   let hue = 0;
   for (const ch of character.id) hue = (hue * 31 + ch.charCodeAt(0)) % 360;
   el.style.setProperty("--hue", String(hue)); // CSSOM, which the page's CSP allows
+  // The card's picture replaces the initials once it has arrived (they stay if it never does).
+  blobUrl(`/api/characters/${encodeURIComponent(character.id)}/avatar`)
+    .then((url) => el.replaceChildren(h("img", { src: url, alt: "" })))
+    .catch(() => {});
   return el;
 }
 
@@ -206,6 +213,8 @@ function leave() {
   state.seen = 0;
   state.shown.clear();
   state.replies.clear();
+  state.groups.clear();
+  state.contents.clear();
   ui.messages.replaceChildren();
   ui.stateList.replaceChildren(h("dt", {}, "state"), h("dd", {}, "unknown until the mood moves"));
   show(ui.notice, false);
@@ -215,22 +224,51 @@ function leave() {
 function newConversation() {
   leave();
   saved.set("conversation", null);
-  const greeting = state.character.greetings[0];
-  if (greeting) {
-    const text = greeting.replaceAll("{{char}}", state.character.name).replaceAll("{{user}}", "you");
-    ui.messages.append(bubble({ role: "assistant", content: text, id: null }, "greeting"));
-  }
+  state.greeting = 0;
+  showGreeting();
   markCurrent();
   ui.text.focus();
 }
 
+// A new conversation shows the greeting it will open with; a card's alternate greetings can
+// be chosen with the arrows until the first message is sent (message.send's ``greeting``).
+function showGreeting() {
+  const greetings = state.character.greetings;
+  const greeting = greetings[state.greeting];
+  if (!greeting) return ui.messages.replaceChildren();
+  const text = greeting.replaceAll("{{char}}", state.character.name).replaceAll("{{user}}", "you");
+  const el = bubble({ role: "assistant", content: text, id: null }, "greeting");
+  if (greetings.length > 1) {
+    const step = (by) => () => {
+      state.greeting = (state.greeting + by + greetings.length) % greetings.length;
+      showGreeting();
+      $(`#greeting-${by > 0 ? "next" : "previous"}`).focus();
+    };
+    el.append(
+      h(
+        "span",
+        { class: "swipe", role: "group", "aria-label": "greetings" },
+        h("button", { type: "button", id: "greeting-previous", "aria-label": "previous greeting", onclick: step(-1) }, "‹"),
+        h("span", { class: "hint", "aria-live": "polite" }, `${state.greeting + 1}/${greetings.length}`),
+        h("button", { type: "button", id: "greeting-next", "aria-label": "next greeting", onclick: step(1) }, "›"),
+      ),
+    );
+  }
+  ui.messages.replaceChildren(el);
+}
+
 async function openConversation(id) {
-  const messages = await api(`/api/conversations/${encodeURIComponent(id)}/messages?limit=500`);
+  const path = `/api/conversations/${encodeURIComponent(id)}/messages?limit=500&alternatives=true`;
+  const messages = await api(path);
   leave();
   state.conversation = id;
   saved.set("conversation", id);
   state.seen = saved.seq(id);
-  for (const m of messages) addMessage(m);
+  for (const m of messages) {
+    remember(m);
+    if (!m.hidden) addMessage(m);
+  }
+  refreshTools();
   const machine = saved.get(`behaviour.${id}`);
   if (machine) behaviour(JSON.parse(machine), []);
   markCurrent();
@@ -256,9 +294,10 @@ function markCurrent() {
 
 function bubble(message, status = message.status) {
   const who = message.role === "user" ? "You" : message.role === "assistant" ? state.character.name : message.role;
+  const group = message.role === "assistant" && message.id ? message.swipe_of || message.id : null;
   return h(
     "li",
-    { class: `message ${message.role}`, "data-id": message.id, "data-status": status },
+    { class: `message ${message.role}`, "data-id": message.id, "data-status": status, "data-group": group },
     h("span", { class: "speaker" }, who),
     h("div", { class: "body" }, renderMarkdown(message.content)),
     status && status !== "complete" ? h("span", { class: "meta" }, status) : null,
@@ -268,10 +307,126 @@ function bubble(message, status = message.status) {
 function addMessage(message, meta = "") {
   if (message.id && state.shown.has(message.id)) return;
   if (message.id) state.shown.add(message.id);
+  remember(message);
   const el = bubble(message);
   if (meta) el.append(h("span", { class: "meta" }, meta));
   ui.messages.append(el);
   scroll();
+}
+
+// ---- regenerate, swipes and edits (message.regenerate / .swipe / .edit) -------------------------
+
+function remember(message) {
+  if (!message.id) return;
+  state.contents.set(message.id, message.content);
+  if (message.role !== "assistant") return;
+  const group = message.swipe_of || message.id;
+  const members = state.groups.get(group) ?? [];
+  if (!members.some((m) => m.id === message.id)) members.push(message);
+  state.groups.set(group, members);
+}
+
+// The last reply gets regenerate and its alternatives' arrows, the last user message an edit
+// button; nothing while a reply is being written.
+function refreshTools() {
+  for (const tools of ui.messages.querySelectorAll(".tools")) tools.remove();
+  if (state.replies.size > 0 || !state.conversation) return;
+  const shown = [...ui.messages.querySelectorAll(".message[data-id]")];
+  const lastUser = shown.findLast((el) => el.classList.contains("user"));
+  const lastReply = shown.at(-1)?.classList.contains("assistant") ? shown.at(-1) : null;
+  if (lastReply && lastUser) {
+    const members = state.groups.get(lastReply.dataset.group) ?? [];
+    const at = members.findIndex((m) => m.id === lastReply.dataset.id);
+    const tools = h("span", { class: "tools swipe" });
+    if (members.length > 1) {
+      const go = (by) => () => swipeTo(members[(at + by + members.length) % members.length].id);
+      tools.append(
+        h("button", { type: "button", class: "swipe-previous", "aria-label": "previous reply", onclick: go(-1) }, "‹"),
+        h("span", { class: "hint swipe-position" }, `${at + 1}/${members.length}`),
+        h("button", { type: "button", class: "swipe-next", "aria-label": "next reply", onclick: go(1) }, "›"),
+      );
+    }
+    tools.append(h("button", { type: "button", class: "regenerate", onclick: () => regenerate(lastReply.dataset.id) }, "Regenerate"));
+    lastReply.append(tools);
+  }
+  if (lastUser) {
+    lastUser.append(
+      h("span", { class: "tools" }, h("button", { type: "button", class: "edit", onclick: () => startEdit(lastUser) }, "Edit")),
+    );
+  }
+}
+
+async function redo(method, params) {
+  show(ui.notice, false);
+  try {
+    await state.realtime.request(method, { conversation: state.conversation, idempotency_key: randomId(), ...params }, { replay: true });
+  } catch (error) {
+    notice(`Not done: ${error.message}`);
+  }
+}
+
+const regenerate = (replyId) => redo("message.regenerate", { message: replyId });
+
+async function swipeTo(messageId) {
+  try {
+    await state.realtime.request("message.swipe", { conversation: state.conversation, message: messageId });
+  } catch (error) {
+    notice(`Not changed: ${error.message}`);
+  }
+}
+
+function startEdit(el) {
+  const field = h("textarea", { class: "edit-text", "aria-label": "edit your message", rows: "3" });
+  field.value = state.contents.get(el.dataset.id) ?? "";
+  const body = el.querySelector(".body");
+  const before = [...body.childNodes];
+  const stop = () => {
+    body.replaceChildren(...before);
+    refreshTools();
+  };
+  const save = () => {
+    const text = field.value.trim();
+    if (!text) return field.focus();
+    body.replaceChildren(...before);
+    redo("message.edit", { message: el.dataset.id, text });
+  };
+  field.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      save();
+    } else if (event.key === "Escape") stop();
+  });
+  el.querySelector(".tools")?.remove();
+  body.replaceChildren(
+    field,
+    h("span", { class: "tools" }, h("button", { type: "button", class: "save-edit", onclick: save }, "Save"), h("button", { type: "button", onclick: stop }, "Cancel")),
+  );
+  field.focus();
+}
+
+// A redo's ack: an edit shows the new text and drops what answered the old one; a regenerate
+// takes the reply being replaced off the screen (it stays one of the alternatives).
+function reopened(message, how) {
+  const el = ui.messages.querySelector(`.message[data-id="${message.id}"]`);
+  if (!el) return;
+  if (how === "edit") {
+    state.contents.set(message.id, message.content);
+    el.querySelector(".body").replaceChildren(renderMarkdown(message.content));
+    el.dataset.edited = "true";
+  }
+  while (el.nextElementSibling) el.nextElementSibling.remove();
+}
+
+// message.swiped: another device (or this one) chose another alternative of the last reply.
+function swiped(message) {
+  remember(message);
+  const group = message.swipe_of || message.id;
+  const el = ui.messages.querySelector(`.message[data-group="${group}"]`);
+  if (el) {
+    el.replaceWith(bubble(message));
+    state.shown.add(message.id);
+  }
+  refreshTools();
 }
 
 function scroll() {
@@ -306,6 +461,7 @@ function restartReplies() {
 
 function busy(on) {
   show(ui.cancel, on || state.replies.size > 0);
+  refreshTools();
 }
 
 function notice(text) {
@@ -362,7 +518,8 @@ function receive(frame) {
   state.seen = frame.seq;
   const p = frame.payload;
   if (frame.event === "message.ack") {
-    addMessage(p.message);
+    if (p.redo) reopened(p.message, p.redo);
+    else addMessage(p.message);
     reply(p.message.id);
     settle(frame.seq);
   } else if (frame.event === "state.changed") {
@@ -385,6 +542,9 @@ function receive(frame) {
     $("#announce").textContent = `${state.character.name}: ${p.message.content}`;
     settle(frame.seq);
     busy(false);
+  } else if (frame.event === "message.swiped") {
+    swiped(p.message);
+    settle(frame.seq);
   } else if (frame.event === "error") {
     failed(p);
     settle(frame.seq);
@@ -435,6 +595,7 @@ async function send(text) {
   const starting = !state.conversation;
   if (starting) {
     params.new_conversation = true;
+    params.greeting = state.greeting ?? 0;
     state.awaitingNew = true;
     state.early = [];
   } else {
