@@ -819,3 +819,13 @@ async def test_a_retried_redo_key_is_the_same_redo(store: ConversationStore) -> 
     again = await reopen(store, opened, idempotency_key="redo-1")
     assert again.duplicate
     assert again.message.id == opened.message.id
+
+
+async def test_a_regenerate_joins_the_alternatives_of_the_reply_it_names(
+    store: ConversationStore,
+) -> None:
+    opened = await turn(store, text="question")
+    answer = await store.append_message(opened.conversation.id, reply("the answer"))
+    await store.append_message(opened.conversation.id, reply("a reminder posted since"))
+    again = await reopen(store, opened, expected=answer.id)
+    assert again.swipe_of == answer.id

@@ -218,7 +218,7 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
                 redo.check_expected(expected, message, replies)
                 group = None
                 if text is None:
-                    group = redo.swipe_group(replies)
+                    group = redo.swipe_group(replies, expected)
                 else:
                     old = message
                     message = redo.edit(conn, message, text)

@@ -41,12 +41,15 @@ def check_expected(expected: str | None, message: Message, replies: list[Message
     )
 
 
-def swipe_group(replies: list[Message]) -> str | None:
-    """The alternatives a regenerated reply joins: those of the last reply, if there is one."""
+def swipe_group(replies: list[Message], expected: str | None = None) -> str | None:
+    """The alternatives a regenerated reply joins: those of the reply the caller named, else
+    of the last reply, if there is one."""
     answers = [r for r in replies if r.role is Role.ASSISTANT]
-    if not answers:
+    named = [r for r in answers if r.id == expected]
+    chosen = named or answers[-1:]
+    if not chosen:
         return None
-    return answers[-1].swipe_of or answers[-1].id
+    return chosen[0].swipe_of or chosen[0].id
 
 
 def edit(conn: Connection, message: Message, text: str) -> Message:
