@@ -8,7 +8,6 @@ import io
 import json
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -128,7 +127,7 @@ def test_an_export_reads_back_as_the_same_character(
     assert any(e["target"] == "juniper-quill" and e["details"]["format"] == fmt for e in audit)
 
 
-def test_a_picture_that_is_not_one_gives_the_placeholder(tmp_path: Path) -> None:
+def test_a_picture_that_is_not_one_gives_the_placeholder() -> None:
     broken = card_png(v3_card())[:-40] + b"garbage"  # a PNG cut short
     character = Character(id="wren", name="Wren", persona="p", source_container="png")
     made = avatar(character, broken)

@@ -198,8 +198,7 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
     ) -> OpenedTurn:
         def work(conn: Connection) -> OpenedTurn:
             with transaction(conn):
-                row = conn.execute(f"{USER_COLUMNS} WHERE external_id = ?", (external_user_id,))
-                user = first([user_of(found) for found in row])
+                user = _find_user(conn, external_user_id)
                 conversation = _conversation(conn, conversation_id) if user else None
                 if (
                     user is None
@@ -222,7 +221,7 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
                 else:
                     old = message
                     message = redo.edit(conn, message, text)
-                    partition = Partition.private(user.id, conversation.character_id)
+                    partition = Partition.private(user.id, character_id)
                     memory_rows.delete_sources(conn, partition, [old.id], old.created_at)
                     self._memorise(conn, message, conversation)
                 if idempotency_key is not None:
@@ -362,10 +361,15 @@ def _partition(turn: OpenedTurn) -> Partition:
 # --- statements run inside a transaction on the worker thread ------------------------------
 
 
-def _ensure_user(conn: Connection, external_id: str) -> tuple[User, bool]:
+def _find_user(conn: Connection, external_id: str) -> User | None:
     row = conn.execute(f"{USER_COLUMNS} WHERE external_id = ?", (external_id,)).fetchone()
-    if row is not None:
-        return user_of(row), False
+    return None if row is None else user_of(row)
+
+
+def _ensure_user(conn: Connection, external_id: str) -> tuple[User, bool]:
+    found = _find_user(conn, external_id)
+    if found is not None:
+        return found, False
     user = User(id=new_id("usr"), external_id=external_id, created_at=now())
     conn.execute(
         "INSERT INTO users (id, external_id, created_at) VALUES (?, ?, ?)",
