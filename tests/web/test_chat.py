@@ -79,6 +79,42 @@ def test_a_dropped_connection_resumes_the_reply(tab: Tab, site: Site) -> None:
     assert tab.errors == []
 
 
+SLOW_LISTS = """
+// The conversation and memory lists answer late (a busy server): nothing sent meanwhile is lost.
+// The count of late answers still due is an attribute: the page's CSP rules out
+// wait_for_function, which evaluates a string.
+let pending = 0;
+const due = (by) => document.documentElement.setAttribute("data-slow", String((pending += by)));
+const realFetch = window.fetch;
+window.fetch = async (input, init) => {
+  const url = String(input);
+  const late = url.startsWith("/api/conversations?") || url.startsWith("/api/memory?");
+  if (!late) return realFetch(input, init);
+  due(1);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    return await realFetch(input, init);
+  } finally {
+    due(-1);
+  }
+};
+"""
+
+
+def test_a_message_sent_before_the_side_lists_arrive_stays(tab: Tab, site: Site) -> None:
+    tab.page.add_init_script(SLOW_LISTS)
+    site.model.enqueue("Right away.", delay_s=0.01)
+    start_chat(tab, site)
+    say(tab, "Quick question.")
+    reply = tab.page.locator(".message.assistant[data-id] .body")
+    expect(reply.last).to_have_text("Right away.")
+    expect(tab.page.locator("html")).to_have_attribute("data-slow", "0")  # the late lists landed
+    assert tab.page.locator(".message.user .body").all_inner_texts() == ["Quick question."]
+    assert reply.all_inner_texts()[-1] == "Right away."
+    expect(tab.page.locator('.conversation[aria-current="true"]')).to_have_count(1)
+    assert tab.errors == []
+
+
 def test_a_send_made_while_offline_goes_out_once_after_the_reconnect(tab: Tab, site: Site) -> None:
     site.model.enqueue("Heard you.", delay_s=0.01)
     start_chat(tab, site)

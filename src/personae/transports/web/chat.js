@@ -27,6 +27,7 @@ const state = {
   awaitingNew: false, // a send that starts a conversation has no answer yet
   early: [], // events that arrived before that answer
   greeting: 0, // which greeting a new conversation opens with
+  opening: 0, // counts conversation opens: only the latest one may fill the screen
   groups: new Map(), // a reply's alternatives ("swipes"): group id -> messages, oldest first
   contents: new Map(), // message id -> its text as stored (for an edit's starting point)
   realtime: null,
@@ -168,16 +169,20 @@ async function openCharacter(id, conversation) {
   $("#who").replaceChildren(avatar(character, "large"), h("strong", {}, character.name));
   $("#side").open = matchMedia("(min-width: 760px)").matches;
   view("chat");
-  await Promise.all([listConversations(), loadMemory()]);
+  // The side lists load alongside: waiting for them before the conversation is set up would
+  // let a message sent meanwhile be wiped when they arrive.
+  const sides = Promise.all([listConversations(), loadMemory()]);
+  let opened = false;
   if (conversation) {
     try {
       await openConversation(conversation);
-      return;
+      opened = true;
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 404)) throw error;
     }
   }
-  newConversation();
+  if (!opened) newConversation();
+  await sides;
 }
 
 async function listConversations() {
@@ -222,6 +227,8 @@ function leave() {
 }
 
 function newConversation() {
+  state.opening += 1; // an earlier open still loading must not replace this one
+  ui.text.disabled = false;
   leave();
   saved.set("conversation", null);
   state.greeting = 0;
@@ -259,7 +266,15 @@ function showGreeting() {
 
 async function openConversation(id) {
   const path = `/api/conversations/${encodeURIComponent(id)}/messages?limit=500&alternatives=true`;
-  const messages = await api(path);
+  const ticket = ++state.opening;
+  ui.text.disabled = true; // a message written now would go to the conversation being left
+  let messages;
+  try {
+    messages = await api(path);
+  } finally {
+    if (ticket === state.opening) ui.text.disabled = false;
+  }
+  if (ticket !== state.opening) return; // another conversation was opened meanwhile
   leave();
   state.conversation = id;
   saved.set("conversation", id);
@@ -653,6 +668,7 @@ function wire() {
     location.reload();
   });
   $("#to-gallery").addEventListener("click", () => {
+    state.opening += 1;
     leave();
     saved.set("character", null);
     saved.set("conversation", null);
