@@ -8,6 +8,7 @@ import pytest
 
 from personae.embedders.sentence_transformers import SentenceTransformerEmbedder
 from personae.llm.packaged import packaged_model_path
+from tests.redis_server import RedisServer
 
 
 class ManualClock:
@@ -52,3 +53,12 @@ def minilm() -> Iterator[SentenceTransformerEmbedder]:
     asyncio.run(embedder.open())
     yield embedder
     asyncio.run(embedder.close())
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server on a loopback port for the session; tests keep apart by key prefix."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()

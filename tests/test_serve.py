@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from tests.llm.fake_openai_server import FakeOpenAIServer, Reply
+from tests.serve_process import wait_for_url
 
 REPO = Path(__file__).parents[1]
 pytestmark = pytest.mark.slow
@@ -47,7 +48,7 @@ def personae_serve(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        url = _wait_for_url(log, process)
+        url = wait_for_url(log, process)
         yield url
     finally:
         process.send_signal(signal.SIGTERM)
@@ -57,19 +58,6 @@ def personae_serve(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
     output = log.read_text()
     assert "Application shutdown complete" in output
     assert "sk-fake-not-secret" not in output
-
-
-def _wait_for_url(log: Path, process: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + 60
-    marker = "personae listening on "
-    while time.monotonic() < deadline:
-        for line in log.read_text(errors="replace").splitlines():
-            if line.startswith(marker):
-                return line.removeprefix(marker).strip()
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited early:\n{log.read_text()}")
-        time.sleep(0.05)
-    raise AssertionError(f"the server did not say where it listens:\n{log.read_text()}")
 
 
 def test_serve_on_a_free_port_keeps_history_across_a_restart(tmp_path: Path) -> None:

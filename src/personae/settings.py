@@ -397,10 +397,46 @@ class ReplaySettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # sqlite: one file in data_dir, nothing to install. postgres: conversations and memory in
+    # PostgreSQL with pgvector, shared by every node (docs/scale-out.md).
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     # WAL's fsync policy (docs/operations.md, "Durability"): an acknowledged message survives
     # kill -9 in both; "full" also survives a power loss, at an fsync (ms) on every commit.
     synchronous: Literal["normal", "full"] = "normal"
     readers: int = Field(default=2, ge=1, le=64)  # read-only connections to the database
+    postgres_url: SecretStr | None = None  # postgresql://user:password@host:5432/db
+    postgres_pool_min: int = Field(default=1, ge=1)
+    postgres_pool_max: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _postgres_needs_a_url(self) -> StorageSettings:
+        if self.backend == "postgres" and self.postgres_url is None:
+            raise ValueError("storage: postgres needs storage.postgres_url")
+        return self
+
+
+class CoordinationSettings(BaseModel):
+    """Locks, the event bus and rate limits: in this process, or shared over Redis so that
+    several processes and machines serve one set of conversations (docs/scale-out.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["local", "redis"] = "local"
+    redis_url: SecretStr | None = None  # redis://host:6379/0
+    prefix: str = Field(default="personae", min_length=1)  # every key starts with it
+    lock_ttl_s: float = Field(default=10.0, gt=0)  # a dead holder's lease ends after this
+    # A turn whose node stopped renewing its lease this long is ended with an error event.
+    visibility_timeout_s: float = Field(default=15.0, gt=0)
+    stream_max_events: int = Field(default=2000, ge=100)  # kept per conversation for resume
+    node: str | None = None  # this process's name among the nodes; default: host and pid
+
+    @model_validator(mode="after")
+    def _redis_needs_a_url(self) -> CoordinationSettings:
+        if self.backend == "redis" and self.redis_url is None:
+            raise ValueError("coordination: redis needs coordination.redis_url")
+        return self
 
 
 class ChannelsSettings(BaseModel):
@@ -550,8 +586,15 @@ class Settings(BaseSettings):
     skills: SkillSettings = SkillSettings()  # the model's tool calls
     mcp: McpSettings = McpSettings()  # MCP servers' tools as skills; Personae as one
     storage: StorageSettings = StorageSettings()
+    coordination: CoordinationSettings = CoordinationSettings()
     replay: ReplaySettings = ReplaySettings()  # turn records, trace and replay
     experiments: ExperimentSettings = ExperimentSettings()  # A/B tests and gray releases
+
+    @field_validator("storage", "coordination", mode="before")
+    @classmethod
+    def _backend_by_name(cls, value: Any) -> Any:
+        """``storage: postgres`` and ``coordination: redis`` name just the backend."""
+        return {"backend": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

@@ -114,10 +114,87 @@ async def test_the_stream_is_capped(redis_server: RedisServer) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}"
     client = Redis.from_url(redis_server.url)
     try:
-        async with RedisEventBus(client, prefix=prefix, maxlen=50) as bus:
+        async with RedisEventBus(client, prefix=prefix, maxlen=50, delta_batch_s=0) as bus:
             for seq in range(1, 1001):
                 await bus.publish(event("c1", seq))
             length = await client.xlen(bus.stream("c1"))
     finally:
         await client.aclose()
     assert 50 <= length < 1000  # MAXLEN ~: trimmed in whole macro nodes, never unbounded
+
+
+def done(conversation: str, seq: int) -> ConversationEvent:
+    return ConversationEvent(conversation, seq, "message.done", {"message": {"seq": seq}})
+
+
+async def test_deltas_go_out_in_batches_and_keep_their_order(redis_server: RedisServer) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    client = Redis.from_url(redis_server.url)
+    try:
+        async with RedisEventBus(client, prefix=prefix) as bus, bus.subscribe("c1") as events:
+            for seq in range(1, 51):
+                await bus.publish(event("c1", seq))
+            await bus.publish(done("c1", 51))  # sends the deltas waiting before it first
+            got = await take(events, 51)
+            entries = await client.xlen(bus.stream("c1"))
+    finally:
+        await client.aclose()
+    assert [e.seq for e in got] == list(range(1, 52))
+    assert got[-1].event == "message.done"
+    assert entries == 1  # one XADD for the whole burst, not one per token
+
+
+async def test_deltas_alone_are_sent_after_a_short_wait(redis_server: RedisServer) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    client = Redis.from_url(redis_server.url)
+    try:
+        async with (
+            RedisEventBus(client, prefix=prefix, delta_batch_s=0.01) as node_a,
+            RedisEventBus(client, prefix=prefix) as node_b,
+            node_b.subscribe("c1") as on_b,
+        ):
+            await node_a.publish(event("c1", 1))
+            assert [e.seq for e in await take(on_b, 1)] == [1]  # no later event pushed it
+    finally:
+        await client.aclose()
+
+
+async def test_recent_gives_another_node_the_events_after_a_seq(redis_server: RedisServer) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    one, two = Redis.from_url(redis_server.url), Redis.from_url(redis_server.url)
+    try:
+        async with (
+            RedisEventBus(one, prefix=prefix, delta_batch_s=0) as node_a,
+            RedisEventBus(two, prefix=prefix) as node_b,
+        ):
+            for seq in range(1, 251):  # more than one page of entries
+                await node_a.publish(event("c1", seq) if seq % 10 else done("c1", seq))
+            await node_a.publish(done("c2", 1))  # another conversation: not in c1's answer
+            after_200 = await node_b.recent("c1", after_seq=200)
+            everything = await node_b.recent("c1", after_seq=0)
+            nothing = await node_b.recent("c1", after_seq=250)
+            unknown = await node_b.recent("c9", after_seq=0)
+    finally:
+        await one.aclose()
+        await two.aclose()
+    assert [e.seq for e in after_200] == list(range(201, 251))
+    assert [e.seq for e in everything] == list(range(1, 251))
+    assert nothing == []
+    assert unknown == []
+    assert after_200[-1] == done("c1", 250)
+
+
+async def test_a_malformed_entry_is_skipped_and_the_rest_delivered(
+    redis_server: RedisServer,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    client = Redis.from_url(redis_server.url)
+    try:
+        async with RedisEventBus(client, prefix=prefix) as bus, bus.subscribe("c1") as events:
+            await client.xadd(bus.stream("c1"), {"e": "not json"})
+            await client.xadd(bus.stream("c1"), {"x": "no event field"})
+            await bus.publish(done("c1", 1))
+            assert [e.seq for e in await take(events, 1)] == [1]
+            assert [e.seq for e in await bus.recent("c1", after_seq=0)] == [1]
+    finally:
+        await client.aclose()

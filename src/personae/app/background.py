@@ -11,10 +11,12 @@ import structlog
 
 from personae.characters.reload import CharacterFolder
 from personae.characters.watcher import CharacterWatcher
+from personae.core.hub import ConversationHub
 from personae.core.ports import Purgeable
 from personae.core.retention import Retained, RetentionJob
 from personae.core.sessions import SessionRegistry
 from personae.core.supervisor import Supervisor
+from personae.errors import CoordinationError
 from personae.llm.pool import BackendPool
 from personae.observability.metrics import Metrics
 from personae.settings import Settings
@@ -58,6 +60,19 @@ async def sweep_sessions(sessions: SessionRegistry, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
         await sessions.sweep()
+
+
+async def end_orphan_turns(hub: ConversationHub, interval_s: float) -> None:
+    """Every ``interval_s``, end the turns of nodes that stopped (coordination: redis)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            ended = await hub.end_orphans()
+        except CoordinationError as exc:  # Redis away: try again next round
+            log.warning("orphaned turns not checked", error=str(exc))
+            continue
+        if ended:
+            log.info("orphaned turns ended", count=ended)
 
 
 async def start_retention(

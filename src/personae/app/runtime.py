@@ -21,11 +21,13 @@ from personae.app.backends import build_backends, build_routes, build_skills, lo
 from personae.app.background import (
     SupervisedWatcher,
     backend_checks,
+    end_orphan_turns,
     start_retention,
     sweep_sessions,
 )
 from personae.app.channels import open_channels
 from personae.app.character_media import FolderMedia
+from personae.app.coordination import Coordination, open_coordination
 from personae.app.database import sqlite_database
 from personae.app.experiments import open_experiments
 from personae.app.mcp import mcp_checks, mcp_endpoint, open_mcp_skills, serving_mcp
@@ -37,7 +39,6 @@ from personae.app.skills import Reminders, open_runtime_skills, skill_runner
 from personae.app.uploads import FolderUploads
 from personae.characters.lorebooks import LorebookShelf
 from personae.characters.reload import CharacterFolder
-from personae.coordination.local import LocalConversationLock, LocalEventBus
 from personae.core.admission import Admission
 from personae.core.catalog import CharacterCatalog
 from personae.core.channels import ChannelGateway
@@ -96,6 +97,7 @@ class Runtime:
     turn_records: TurnRecords | None = None  # sampled turns, for trace (docs/replay.md)
     replays: ServerReplays | None = None  # recorded conversations re-run with overrides
     mcp_servers: tuple[McpConnection, ...] = ()  # MCP servers whose tools are skills
+    coordination: Coordination | None = None  # None: in-process only (tests' small runtimes)
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -105,7 +107,10 @@ class Runtime:
         except Exception as exc:  # any failure means not ready; say which
             checks["storage"] = f"error: {type(exc).__name__}"
         checks["characters"] = "ok" if len(self.catalog) else "error: no characters loaded"
-        checks["coordination"] = "ok"  # in-process locks and event bus (Redis: a ping)
+        # Redis away: turns may still run, but not across nodes; say so without failing.
+        checks["coordination"] = (
+            await self.coordination.check() if self.coordination is not None else "ok"
+        )
         checks.update(backend_checks(self.backends))
         if self.channels is not None:  # a platform down is reported, not unready: the rest serves
             for name, health in sorted(self.channels.health().items()):
@@ -193,6 +198,9 @@ async def open_runtime(
         store = await stack.enter_async_context(
             SqliteConversationStore(database, remember=remember)
         )
+        # Locks, the event bus and in-flight turns: this process's, or shared over Redis.
+        # Entered before the hub so that it closes after the hub's last turn.
+        coordination = await open_coordination(settings.coordination, stack)
         plugins = load_plugins()
         # MCP servers' tools join the skills through the same hook (before the registry is read).
         mcp_servers = await open_mcp_skills(settings.mcp, stack, plugins)
@@ -225,7 +233,11 @@ async def open_runtime(
             tracing = Tracing.from_environment()
             stack.push_async_callback(asyncio.to_thread, tracing.shutdown)
         security = await open_security(
-            settings, stack, metrics_observer=obs.observer, database=database
+            settings,
+            stack,
+            metrics_observer=obs.observer,
+            database=database,
+            rate_storage=coordination.rate_storage,
         )
         experiments = await open_experiments(
             settings,
@@ -241,7 +253,7 @@ async def open_runtime(
             catalog=catalog,
             store=store,
             routes=routes,
-            lock=LocalConversationLock(),
+            lock=coordination.service_lock,
             settings=turn_settings(settings),
             observer=observer,
             skills=build_skills(plugins, runner=skill_runner(settings)),
@@ -258,8 +270,8 @@ async def open_runtime(
         hub = ConversationHub(
             service=service,
             store=store,
-            bus=await stack.enter_async_context(LocalEventBus()),
-            lock=LocalConversationLock(),
+            bus=coordination.bus,
+            lock=coordination.hub_lock,
             admission=Admission(
                 max_concurrent=realtime.max_concurrent_turns,
                 max_queued=realtime.max_queued_turns,
@@ -269,11 +281,16 @@ async def open_runtime(
             sessions=SessionRegistry(idle_expiry_s=realtime.session_idle_expiry_s),
             reject_when_busy=realtime.busy_policy == "reject",
             observer=obs.observer,
+            inflight=coordination.inflight,
+            node=coordination.node,
         )
         if memory is not None and memory.midterm is not None:  # summaries at session expiry
             hub.sessions.on_expire(memory.midterm.session_expired)
         sweep_s = max(1.0, realtime.session_idle_expiry_s / 10)
         supervisor.start("session-sweeper", lambda: sweep_sessions(hub.sessions, sweep_s))
+        if coordination.shared:  # turns of nodes that died end here, with an error event
+            orphan_s = settings.coordination.visibility_timeout_s / 3
+            supervisor.start("orphan-turns", lambda: end_orphan_turns(hub, orphan_s))
         # Running turns finish (or end with an error event) before anything closes.
         stack.push_async_callback(hub.close, grace_s=realtime.shutdown_grace_s)
         watcher = SupervisedWatcher(characters)  # also what the metrics read of characters
@@ -326,6 +343,7 @@ async def open_runtime(
             memory=memory_store,
             reminders=reminders,
             mcp_servers=tuple(mcp_servers),
+            coordination=coordination,
             experiments=experiments.admin,
             turn_records=records,
             replays=server_replays(

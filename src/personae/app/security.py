@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from limits.aio.storage import Storage
+
 from personae.app.database import sqlite_database
 from personae.core.observe import TurnObserver
 from personae.core.ports import AuditLog
@@ -36,6 +38,7 @@ async def open_security(
     *,
     metrics_observer: TurnObserver,
     database: SqliteDatabase,
+    rate_storage: Storage | None = None,
 ) -> Security:
     """Open the stores on ``stack``; rows still queued are written before the log closes."""
     keys = await stack.enter_async_context(SqliteKeyStore(database))
@@ -48,7 +51,9 @@ async def open_security(
         registry=registry,
         jwt=JwtVerifier.from_settings(jwt) if jwt.enabled else None,
     )
-    gate = CallerGate.from_settings(settings.security.rate_limits, observer=metrics_observer)
+    gate = CallerGate.from_settings(
+        settings.security.rate_limits, observer=metrics_observer, storage=rate_storage
+    )
     writer = AuditWriter(audit) if settings.security.audit_model_calls else None
     if writer is not None:
         stack.push_async_callback(writer.drain)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from personae.core.events import ConversationEvent
-from personae.core.ports import ConversationLock, EventBus
+from personae.core.ports import ConversationLock, EventBus, InflightTurn, InflightTurns
 
 
 class LocalConversationLock(ConversationLock):
@@ -69,3 +69,22 @@ class LocalEventBus(EventBus):
 async def _drain(queue: asyncio.Queue[ConversationEvent]) -> AsyncIterator[ConversationEvent]:
     while True:
         yield await queue.get()
+
+
+class LocalInflightTurns(InflightTurns):
+    """This process's turns; none is ever orphaned (they die with the process)."""
+
+    def __init__(self) -> None:
+        self._turns: dict[str, InflightTurn] = {}
+
+    async def begin(self, turn: InflightTurn) -> None:
+        self._turns[turn.key] = turn
+
+    async def end(self, key: str) -> None:
+        self._turns.pop(key, None)
+
+    async def get(self, key: str) -> InflightTurn | None:
+        return self._turns.get(key)
+
+    async def orphans(self) -> list[InflightTurn]:
+        return []

@@ -43,11 +43,23 @@ from personae.core.events import (
     message_payload,
 )
 from personae.core.observe import TurnObserver
-from personae.core.ports import ConversationLock, ConversationStore, EventBus
+from personae.core.ports import (
+    ConversationLock,
+    ConversationStore,
+    EventBus,
+    InflightTurn,
+    InflightTurns,
+)
 from personae.core.service import ChatService
 from personae.core.sessions import SessionRegistry
 from personae.core.types import Conversation, InboundMessage, Message, NewMessage
-from personae.errors import Busy, ConversationNotFound, Overloaded, PersonaeError
+from personae.errors import (
+    Busy,
+    ConversationNotFound,
+    CoordinationError,
+    Overloaded,
+    PersonaeError,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -112,11 +124,16 @@ class ConversationHub:
         sessions: SessionRegistry | None = None,
         reject_when_busy: bool = False,
         observer: TurnObserver | None = None,
+        inflight: InflightTurns | None = None,
+        node: str = "local",
     ) -> None:
         self._service = service
         self._store = store
         self._bus = bus
         self._lock = lock  # the hub's own: held while a turn's events are numbered and stored
+        # Which node runs which turn: across nodes, the turns of a dead one are ended by another.
+        self._inflight = inflight
+        self._node = node
         self._admission = admission
         self.observer = observer or TurnObserver()  # told of refused sends (the service: turns)
         self.sessions = sessions or SessionRegistry(idle_expiry_s=900.0)
@@ -210,7 +227,10 @@ class ConversationHub:
         # by the time the store is read shows up there, and whatever comes later arrives live.
         # Stored events come first (they are older), page by page; "> last" drops repeats.
         running = self._live.get(conversation_id)
-        buffered = list(running.events) if running else []
+        if running is not None:
+            buffered = list(running.events)
+        else:  # maybe running on another node: its deltas are on the bus until it ends
+            buffered = await self._bus.recent(conversation_id, after_seq=after_seq)
         last = after_seq
         while True:
             page = await self._store.list_events(conversation_id, after_seq=last, limit=_PAGE)
@@ -242,7 +262,9 @@ class ConversationHub:
         """Add a message no user message asked for (a reminder) to a one-to-one conversation:
         stored, then logged and published as a ``message.done`` without ``reply_to`` (its
         ``finish_reason`` is ``reason``), ordered with the conversation's turns by their lock."""
-        async with self._lock.hold("\x00".join((user, character_id))):
+        key = "\x00".join((user, character_id))
+        async with self._lock.hold(key):
+            await self._end_orphan(key)
             stored = await self._store.append_message(conversation_id, message)
             conversation = await self._store.get_conversation(conversation_id)
             if conversation is None:  # deleted between the two
@@ -258,7 +280,7 @@ class ConversationHub:
             }
             event = live.emit(DONE, payload)
             await self._store_unstored(live)
-            await self._bus.publish(event)
+            await self._publish(event)
             return stored
 
     async def redo(self, inbound: InboundMessage) -> Accepted:
@@ -271,7 +293,9 @@ class ConversationHub:
         """Show another of the latest reply's alternatives, for every device: stored, then
         logged and published as ``message.swiped``, ordered with the conversation's turns."""
         conversation = await self._owned(user, conversation_id)
-        async with self._lock.hold("\x00".join((user, conversation.character_id))):
+        key = "\x00".join((user, conversation.character_id))
+        async with self._lock.hold(key):
+            await self._end_orphan(key)
             chosen = await self._store.choose_swipe(conversation_id, message_id)
             current = await self._store.get_conversation(conversation_id)
             if current is None:  # deleted between the two
@@ -279,7 +303,7 @@ class ConversationHub:
             live = _LiveTurn(conversation_id, user, "", current.last_event_seq + 1)
             event = live.emit(SWIPED, {"message": message_payload(chosen)})
             await self._store_unstored(live)
-            await self._bus.publish(event)
+            await self._publish(event)
             return chosen
 
     async def _owned(self, user: str, conversation_id: str) -> Conversation:
@@ -289,6 +313,94 @@ class ConversationHub:
         if owner is None or conversation is None or conversation.user_id != owner.id:
             raise ConversationNotFound(conversation_id)
         return conversation
+
+    async def end_orphans(self) -> int:
+        """End the turns of nodes that died (``InflightTurns.orphans``), each once its lock is
+        free, with an ``error`` event after what it had published; how many were ended."""
+        if self._inflight is None:
+            return 0
+        ended = await asyncio.gather(
+            *(self._end_orphan_when_free(t.key) for t in await self._inflight.orphans())
+        )
+        return sum(ended)
+
+    async def _end_orphan_when_free(self, key: str) -> bool:
+        async with self._lock.hold(key):
+            return await self._end_orphan(key)
+
+    async def _end_orphan(self, key: str) -> bool:
+        """With ``key``'s lock held, a turn still registered for it is not running anywhere
+        (its node lost the lock): store what it published and end it with an ``error``
+        event, unless it had ended after all. True if it was ended here."""
+        if self._inflight is None:
+            return False
+        turn = await self._inflight.get(key)
+        if turn is None:
+            return False
+        conversation = await self._store.get_conversation(turn.conversation_id)
+        ended = conversation is None or await self._has_ended(turn)
+        if conversation is not None and not ended:
+            published = await self._bus.recent(
+                turn.conversation_id, after_seq=conversation.last_event_seq
+            )
+            first = published[0].seq if published else conversation.last_event_seq + 1
+            live = _LiveTurn(turn.conversation_id, "", turn.reply_to, first)
+            live.events.extend(published)  # stored with the error: the log stays gap-free
+            live.next_seq = published[-1].seq + 1 if published else first
+            error = live.emit(
+                ERROR,
+                {
+                    "reply_to": turn.reply_to,
+                    "code": "interrupted",
+                    "message": "the server writing this reply stopped; send the message again",
+                    "retryable": True,
+                },
+            )
+            await self._store_unstored(live)
+            await self._publish(error)
+            log.warning(
+                "turn of a stopped node ended",
+                conversation=turn.conversation_id,
+                node=turn.node,
+                reply_to=turn.reply_to,
+            )
+        await self._inflight.end(key)
+        return not ended
+
+    async def _has_ended(self, turn: InflightTurn) -> bool:
+        """Whether the stored log has the turn's ``message.done`` or ``error``."""
+        after = turn.ack_seq
+        while True:
+            page = await self._store.list_events(turn.conversation_id, after_seq=after, limit=_PAGE)
+            for record in page:
+                if (
+                    record.event in (DONE, ERROR)
+                    and record.payload.get("reply_to") == turn.reply_to
+                ):
+                    return True
+            if len(page) < _PAGE:
+                return False
+            after = page[-1].last_seq
+
+    async def _forget(self, key: str) -> None:
+        assert self._inflight is not None
+        try:
+            await self._inflight.end(key)
+        except CoordinationError as exc:  # the next holder of the lock ends it (it has ended)
+            log.warning("in-flight turn not cleared", key=key, error=str(exc))
+
+    async def _publish(self, event: ConversationEvent) -> None:
+        """Live delivery; the event is stored (or will be with its reply), so a bus that
+        cannot be reached costs live viewers a resume, not the turn."""
+        try:
+            await self._bus.publish(event)
+        except CoordinationError as exc:
+            log.warning(
+                "event not published",
+                conversation=event.conversation_id,
+                seq=event.seq,
+                error=str(exc),
+            )
 
     async def close(self, *, grace_s: float) -> None:
         """Stop accepting; let running turns finish within ``grace_s``; cancel the rest (they
@@ -310,9 +422,15 @@ class ConversationHub:
         turn = _Turn(inbound, accepted)
         key = _lock_key(inbound)
         self._busy[key] = self._busy.get(key, 0) + 1
+        lock_key = "\x00".join(key)
         try:
-            async with self._lock.hold("\x00".join(key)):
-                await self._drive_to_an_end(turn)
+            async with self._lock.hold(lock_key):
+                await self._end_orphan(lock_key)
+                try:
+                    await self._drive_to_an_end(turn)
+                finally:  # inside the lock: the next holder must not find this turn open
+                    if turn.live is not None and self._inflight is not None:
+                        await self._forget(lock_key)
         except Exception as exc:
             if not accepted.done():  # before the ack: the sender hears of it in its answer
                 accepted.set_exception(exc)
@@ -370,16 +488,16 @@ class ConversationHub:
                     payload = {"reply_to": turn.live.reply_to, "text": event.text}
                     if event.speaker is not None:  # a group: whose reply this is
                         payload["speaker"] = event.speaker
-                    await self._bus.publish(turn.live.emit(DELTA, payload))
+                    await self._publish(turn.live.emit(DELTA, payload))
                 elif isinstance(event, StateChanged):  # logged with the deltas, like them
                     assert turn.live is not None
                     state = _state_payload(turn.live.reply_to, event)
-                    await self._bus.publish(turn.live.emit(STATE, state))
+                    await self._publish(turn.live.emit(STATE, state))
                 elif isinstance(event, MessageDone):
                     assert turn.live is not None
                     done = turn.live.emit(DONE, _done_payload(turn.live.reply_to, event))
                     await self._store_unstored(turn.live)
-                    await self._bus.publish(done)
+                    await self._publish(done)
 
     async def _start(self, inbound: InboundMessage, ack: MessageAck) -> _LiveTurn:
         conversation = ack.conversation
@@ -394,7 +512,11 @@ class ConversationHub:
         event = live.emit(ACK, payload)
         await self._store_unstored(live)
         self._live[conversation.id] = live
-        await self._bus.publish(event)
+        if self._inflight is not None:
+            lock_key = "\x00".join(_lock_key(inbound))
+            running = InflightTurn(lock_key, conversation.id, live.reply_to, event.seq, self._node)
+            await self._inflight.begin(running)
+        await self._publish(event)
         return live
 
     async def _store_unstored(self, live: _LiveTurn) -> None:
@@ -408,7 +530,7 @@ class ConversationHub:
         payload = {"reply_to": live.reply_to, "code": code, "message": message}
         event = live.emit(ERROR, {**payload, "retryable": retryable})
         await asyncio.shield(self._store_unstored(live))
-        await self._bus.publish(event)
+        await self._publish(event)
 
 
 def _lock_key(inbound: InboundMessage) -> tuple[str, str]:

@@ -359,6 +359,43 @@ class EventBus(Resource, abc.ABC):
         """Subscribed on enter, so nothing published after entering is missed; the iterator
         yields events in publication order until the context exits."""
 
+    async def recent(self, conversation_id: str, *, after_seq: int) -> list[ConversationEvent]:
+        """The conversation's events after ``after_seq`` that the bus still holds, oldest
+        first: how a device that resumes on another node gets the deltas of a reply running
+        there, which are stored only when the reply ends. In one process the hub's own buffer
+        holds them, so the default holds nothing."""
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class InflightTurn:
+    """A turn between its acknowledgement and its end, and the node that runs it."""
+
+    key: str  # the turn lock's key: one turn per key at a time
+    conversation_id: str
+    reply_to: str  # the acknowledged user message
+    ack_seq: int  # the seq of its message.ack: what the turn emitted comes after it
+    node: str
+
+
+class InflightTurns(abc.ABC):
+    """Which node runs which acknowledged turn, so that the turns of a node that died can be
+    ended by another (with an error event) instead of staying open for ever."""
+
+    @abc.abstractmethod
+    async def begin(self, turn: InflightTurn) -> None: ...
+
+    @abc.abstractmethod
+    async def end(self, key: str) -> None: ...
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> InflightTurn | None: ...
+
+    @abc.abstractmethod
+    async def orphans(self) -> list[InflightTurn]:
+        """Turns whose node has stopped saying it is alive (for longer than the visibility
+        timeout). Nothing in one process: a process that dies takes its turns with it."""
+
 
 class RateLimiter(abc.ABC):
     """Admits or refuses a cost against a key's budget; one instance is one rate (say, 60

@@ -36,9 +36,13 @@ class CallerGate(RequestGate):
 
     @classmethod
     def from_settings(
-        cls, settings: RateLimitSettings, *, observer: TurnObserver | None = None
+        cls,
+        settings: RateLimitSettings,
+        *,
+        observer: TurnObserver | None = None,
+        storage: Storage | None = None,  # shared (Redis) across nodes; default: this process
     ) -> CallerGate:
-        storage: Storage = MemoryStorage()
+        storage = storage or MemoryStorage()
 
         def limiter(role: AccessRole, kind: str, per_minute: int | None) -> RateLimiter | None:
             if per_minute is None:
