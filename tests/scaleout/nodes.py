@@ -5,6 +5,7 @@ in the test process."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,9 +52,9 @@ def node_env(
         PERSONAE_LLM_MODEL="fake-model",
         PERSONAE_LLM_API_KEY="sk-fake-not-secret",
         PERSONAE_DATA_DIR=str(tmp_path / "data"),  # one database for every node
-        PERSONAE_CHARACTERS_DIR=str(REPO / "characters"),
+        PERSONAE_CHARACTERS_DIR=str(shared_characters(tmp_path)),  # one folder, as on a volume
         PERSONAE_CONFIG_DIR=str(tmp_path),
-        PERSONAE_WATCH_CHARACTERS="false",
+        PERSONAE_WATCH_CHARACTERS="false",  # as on a network volume: no file events
         PERSONAE_COORDINATION_BACKEND="redis",
         PERSONAE_COORDINATION_REDIS_URL=redis_url,
         PERSONAE_COORDINATION_NODE=name,
@@ -62,6 +63,14 @@ def node_env(
     )
     env.update(extra)
     return env
+
+
+def shared_characters(tmp_path: Path) -> Path:
+    """The sample characters, copied once into the test's folder (uploads write there)."""
+    folder = tmp_path / "characters"
+    if not folder.exists():
+        shutil.copytree(REPO / "characters", folder)
+    return folder
 
 
 @contextmanager

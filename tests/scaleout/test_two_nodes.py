@@ -5,14 +5,17 @@ Redis restart. Every node here is a real ``personae serve`` process."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.characters.card_fixtures import v3_card
 from tests.llm.fake_openai_server import FakeOpenAIServer, Reply
 from tests.redis_server import RedisServer
 from tests.scaleout.nodes import Node, node_env, run_node
@@ -165,3 +168,26 @@ async def test_a_redis_restart_degrades_readiness_and_nothing_crashes(
     assert b.process.poll() is None
     for c in (client, watcher):
         await c.close()
+
+
+async def test_a_character_uploaded_on_one_node_is_served_by_the_other(
+    nodes: list[Node],
+) -> None:
+    a, b = nodes
+    async with httpx.AsyncClient(timeout=30) as http:
+        created = await http.post(
+            f"{a.url}/api/characters",
+            content=json.dumps(v3_card()),
+            headers={"Content-Type": "application/json"},
+        )
+        assert created.status_code == 201, created.text
+        character = created.json()["id"]
+        deadline = time.monotonic() + 10
+        while True:  # no file watching here: only the announcement can tell node b
+            listed = (await http.get(f"{b.url}/api/characters")).json()
+            if character in {c["id"] for c in listed}:
+                break
+            assert time.monotonic() < deadline, "node b never served the upload"
+            await asyncio.sleep(0.1)
+    said = await asyncio.to_thread(b.log.read_text)
+    assert "reloaded after another node's change" in said

@@ -55,6 +55,12 @@ class SupervisedWatcher:
         return self._failures_before + current
 
 
+async def rescan_characters(folder: CharacterFolder) -> None:
+    """Read the whole folder again and serve what changed: another node changed it."""
+    reads = await asyncio.to_thread(folder.rescan, with_lorebooks=True)
+    folder.apply(reads, notify=False)  # an echo: not announced again
+
+
 async def sweep_sessions(sessions: SessionRegistry, interval_s: float) -> None:
     """Expire idle conversation sessions every ``interval_s``, until cancelled."""
     while True:

@@ -106,6 +106,9 @@ class CharacterFolder:
         self._owner: dict[str, Path] = {}  # id -> the file serving it
         self._waiting: dict[Path, CharacterVersion] = {}  # valid, but the id is taken
         self.broken: dict[Path, CharacterDefinitionError] = {}  # files that do not load now
+        # Called after a batch that changed what the catalog serves (other nodes reload).
+        self.on_change: Callable[[], None] | None = None
+        self._changed = False
 
     def known(self) -> set[Path]:
         """Every file this folder has an opinion about (a rescan must read them all)."""
@@ -123,9 +126,14 @@ class CharacterFolder:
             self.lorebooks.reload()
         return self.read([*list_folder(self.path), *self.known()])
 
-    def apply(self, reads: Sequence[FileRead], *, announce: bool = True) -> None:
+    def apply(
+        self, reads: Sequence[FileRead], *, announce: bool = True, notify: bool = True
+    ) -> None:
         """Apply a batch: files that are gone first (so an id can move to another file in
-        the same batch), then the others in name order. ``announce`` logs each load."""
+        the same batch), then the others in name order. ``announce`` logs each load;
+        ``notify`` calls ``on_change`` if the batch changed anything (not when the batch
+        is itself the echo of another node's change)."""
+        self._changed = False
         for read in sorted(
             reads, key=lambda r: (r.version is not None or r.error is not None, r.path)
         ):
@@ -135,6 +143,8 @@ class CharacterFolder:
                 self._failed(read.path, read.error)
             else:
                 self._gone(read.path)
+        if self._changed and notify and self.on_change is not None:
+            self.on_change()
 
     def _loaded(self, path: Path, version: CharacterVersion, announce: bool) -> None:
         character_id = version.character.id
@@ -156,7 +166,10 @@ class CharacterFolder:
             self._release(path, reason="its file now defines another character")
         self._id_of[path] = character_id
         self._owner[character_id] = path
-        if self.catalog.put(version) and announce:
+        if not self.catalog.put(version):
+            return
+        self._changed = True
+        if announce:
             log.info(
                 "character loaded",
                 character=character_id,
@@ -197,4 +210,5 @@ class CharacterFolder:
             self._loaded(heir, self._waiting[heir], announce=True)
             return
         self.catalog.remove(character_id)
+        self._changed = True
         log.warning("character removed", reason=reason, character=character_id, file=path.name)

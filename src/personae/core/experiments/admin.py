@@ -2,12 +2,13 @@
 
 One object for the admin API, the WebSocket and ``personae release``, so every path writes
 through the same store and the same ``LiveExperiments``: a change made here holds from the
-next turn of this process; other processes see it at their next ``refresh``.
+next turn of this process; other processes see it at their next ``refresh`` (at once when
+the nodes share a bus: ``on_change`` tells them, see app/node_sync.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,7 @@ class ExperimentAdmin:
         self.live = live
         self._catalog = catalog
         self._observer = observer or TurnObserver()
+        self.on_change: Callable[[], None] | None = None  # other nodes refresh at once
 
     async def refresh(self) -> None:
         """Serve what the store holds (changes made by another process, or the CLI)."""
@@ -88,10 +90,16 @@ class ExperimentAdmin:
             raise NotFound(f"no experiment {experiment_id!r}", experiment=experiment_id)
         self._changes += 1
         self.live.remove(experiment_id)
+        self._changed()
 
     def _serve(self, experiment: Experiment) -> None:
         self._changes += 1
         self.live.put(experiment)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     async def report(self, experiment_id: str) -> ExperimentReport:
         experiment = (await self.get(experiment_id)).experiment
