@@ -24,6 +24,7 @@ from personae.core.ports import InflightTurn
 from personae.core.routing import ModelRoutes
 from personae.core.service import ChatService, TurnSettings
 from personae.core.types import InboundMessage
+from personae.errors import Conflict
 from personae.storage.sqlite import SqliteConversationStore
 from personae.testing import FakeChatModel
 from tests.redis_server import RedisServer
@@ -134,3 +135,17 @@ async def test_a_turn_that_had_ended_is_only_forgotten(node: Survivor) -> None:
     assert await node.inflight.get(KEY) is None
     log = await node.store.list_events(turn.conversation_id, after_seq=0, limit=50)
     assert [e.event for e in log] == [ACK, DELTA, DONE]  # no error added to a finished turn
+
+
+async def test_the_dead_node_cannot_write_after_its_turn_was_ended(node: Survivor) -> None:
+    """A node that was only paused past its lease comes back and stores its reply's end: the
+    event log takes a record only at the next seq, so the late write is refused."""
+    turn = await dead_node_turn(node)
+    await node.hub.end_orphans()
+    late_done = ConversationEvent(
+        turn.conversation_id, turn.ack_seq + 4, DONE, {"reply_to": turn.reply_to}
+    )
+    with pytest.raises(Conflict):
+        await node.store.append_events(turn.conversation_id, compact([late_done]))
+    log = await node.store.list_events(turn.conversation_id, after_seq=0, limit=50)
+    assert [e.event for e in log] == [ACK, DELTA, "error"]

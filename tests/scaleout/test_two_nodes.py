@@ -148,6 +148,7 @@ async def test_a_redis_restart_degrades_readiness_and_nothing_crashes(
     client, _ = await WsClient.open(a.url, user="sam")
     refused = await client.request("message.send", ARIA)
     assert refused["ok"] is False
+    assert refused["error"]["code"] == "coordination_unavailable"
     assert refused["error"]["retryable"] is True
 
     redis.start()  # the same port, empty: nodes reconnect by themselves
