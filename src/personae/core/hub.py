@@ -510,12 +510,17 @@ class ConversationHub:
         if inbound.redo is not None:  # the message was shown before: its replies get replaced
             payload["redo"] = inbound.redo.value
         event = live.emit(ACK, payload)
-        await self._store_unstored(live)
-        self._live[conversation.id] = live
-        if self._inflight is not None:
-            lock_key = "\x00".join(_lock_key(inbound))
+        lock_key = "\x00".join(_lock_key(inbound))
+        if self._inflight is not None:  # first: no acknowledged turn goes unregistered
             running = InflightTurn(lock_key, conversation.id, live.reply_to, event.seq, self._node)
             await self._inflight.begin(running)
+        try:
+            await self._store_unstored(live)
+        except Exception:
+            if self._inflight is not None:
+                await self._forget(lock_key)
+            raise
+        self._live[conversation.id] = live
         await self._publish(event)
         return live
 
