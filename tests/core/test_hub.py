@@ -256,3 +256,28 @@ async def test_a_long_log_is_replayed_whole_across_pages(rig: Rig) -> None:
             if event.seq == extra[-1].seq:
                 break
     assert seen == list(range(3, extra[-1].seq + 1))
+
+
+class LossyBus(LocalEventBus):
+    """Loses the publications of some seqs, as a Redis that was away for a moment would."""
+
+    def __init__(self, lost: set[int]) -> None:
+        super().__init__()
+        self.lost = lost
+
+    async def publish(self, event: ConversationEvent) -> None:
+        if event.seq not in self.lost:
+            await super().publish(event)
+
+
+async def test_a_watcher_gets_what_the_bus_lost_from_the_turn_and_the_log(tmp_path: Path) -> None:
+    r = Rig(tmp_path)
+    lossy = LossyBus(lost={3, 4, 9})
+    r.hub._bus = lossy  # the same hub, over a bus that drops three events
+    async with r.store:
+        r.model.enqueue("one two three four five six seven eight", delay_s=0.02)
+        accepted = await r.hub.send(r.inbound("count"))
+        live = await r.collect(accepted.conversation_id)
+        await r.hub.close(grace_s=5)
+    assert [e.seq for e in live] == list(range(1, len(live) + 1))  # no gap where they were lost
+    assert text_of(live) == "one two three four five six seven eight"

@@ -223,30 +223,47 @@ class ConversationHub:
     async def _replay_then_live(
         self, conversation_id: str, after_seq: int, live: AsyncIterator[ConversationEvent]
     ) -> AsyncIterator[ConversationEvent]:
-        # The running turn's buffer is read before the store: whatever it held that is stored
-        # by the time the store is read shows up there, and whatever comes later arrives live.
-        # Stored events come first (they are older), page by page; "> last" drops repeats.
+        last = after_seq
+        async for event in self._missed(conversation_id, after_seq=last):
+            yield event
+            last = event.seq
+        async for event in live:
+            if event.seq > last + 1:  # the bus lost some (Redis was away): fill the gap
+                async for missed in self._missed(
+                    conversation_id, after_seq=last, before_seq=event.seq
+                ):
+                    yield missed
+                    last = missed.seq
+            if event.seq > last:
+                yield event
+                last = event.seq
+
+    async def _missed(
+        self, conversation_id: str, *, after_seq: int, before_seq: int | None = None
+    ) -> AsyncIterator[ConversationEvent]:
+        """The events after ``after_seq`` (and before ``before_seq``) from the stored log,
+        then from the running turn's buffer (here, or on the bus when it runs elsewhere).
+        The buffer is read before the store: whatever it held that is stored by the time
+        the store is read shows up there, and whatever comes later arrives live."""
         running = self._live.get(conversation_id)
         if running is not None:
             buffered = list(running.events)
         else:  # maybe running on another node: its deltas are on the bus until it ends
             buffered = await self._bus.recent(conversation_id, after_seq=after_seq)
         last = after_seq
+        end = before_seq if before_seq is not None else float("inf")
         while True:
             page = await self._store.list_events(conversation_id, after_seq=last, limit=_PAGE)
+            before = last
             for record in page:
                 for event in expand(conversation_id, record):
-                    if event.seq > last:
+                    if last < event.seq < end:
                         yield event
                         last = event.seq
-            if len(page) < _PAGE:
+            if len(page) < _PAGE or last == before:  # the end, or past ``before_seq``
                 break
         for event in buffered:
-            if event.seq > last:
-                yield event
-                last = event.seq
-        async for event in live:
-            if event.seq > last:
+            if last < event.seq < end:
                 yield event
                 last = event.seq
 
