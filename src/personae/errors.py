@@ -25,6 +25,7 @@ status codes (HTTP status, WebSocket error frames); nothing else knows about HTT
     │   └── BackendProtocolError     it answered with something we cannot use
     ├── CharacterDefinitionError     a character file is invalid; ``source`` names it
     ├── StorageError                 the database failed or its schema is unusable
+    │   └── StorageUnavailable       the database server cannot be reached; retry later
     ├── CoordinationError            Redis (locks, the event bus) is unreachable; retry later
     └── ConfigurationError           settings are invalid or name something missing
 
@@ -167,6 +168,14 @@ class CharacterDefinitionError(PersonaeError):
 
 class StorageError(PersonaeError):
     code = "storage_error"
+
+
+class StorageUnavailable(StorageError):
+    """No connection to the database server (restarting, unreachable, every connection busy):
+    the same call may work in a moment."""
+
+    code = "storage_unavailable"
+    retryable = True
 
 
 class CoordinationError(PersonaeError):

@@ -409,6 +409,9 @@ class StorageSettings(BaseModel):
     postgres_url: SecretStr | None = None  # postgresql://user:password@host:5432/db
     postgres_pool_min: int = Field(default=1, ge=1)
     postgres_pool_max: int = Field(default=10, ge=1)
+    # How long a call waits for a free connection (all busy, or the server away) before it
+    # fails with StorageError: a user hears back within this, not after a minute.
+    postgres_wait_timeout_s: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _postgres_needs_a_url(self) -> StorageSettings:

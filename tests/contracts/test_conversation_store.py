@@ -25,7 +25,9 @@ from personae.errors import (
     StateConflict,
     StorageError,
 )
+from personae.storage.postgres import PostgresConversationStore
 from personae.storage.sqlite import SqliteConversationStore
+from tests.postgres_server import postgres_snapshot, shared_server
 from tests.sqlite_snapshot import Snapshot, sqlite_snapshot
 
 
@@ -48,7 +50,23 @@ class SqliteBackend:
         return sqlite_snapshot(self.path)
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": SqliteBackend}
+class PostgresBackend:
+    """A fresh database on the session's PostgreSQL (tests/postgres_server.py)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.url = shared_server().create_database()
+
+    def make(self) -> ConversationStore:
+        return PostgresConversationStore(self.url)
+
+    async def snapshot(self) -> Snapshot:
+        return await postgres_snapshot(self.url)
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {
+    "sqlite": SqliteBackend,
+    "postgres": PostgresBackend,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

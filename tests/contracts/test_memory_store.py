@@ -20,8 +20,10 @@ from personae.core.memory.items import EmbeddingSpace, MemoryItem, NewMemory, Pa
 from personae.core.ports import MemoryStore
 from personae.errors import InvalidInput
 from personae.storage.in_memory import InMemoryMemoryStore
+from personae.storage.postgres import PostgresMemoryStore
 from personae.storage.sqlite.memory import SqliteMemoryStore
 from personae.testing import FakeEmbedder
+from tests.postgres_server import shared_server
 
 EMBEDDER = FakeEmbedder(dimension=32)
 SPACE = EmbeddingSpace(EMBEDDER.model_name, EMBEDDER.dimension)
@@ -53,9 +55,20 @@ class InMemoryBackend:
         return InMemoryMemoryStore(space=space)
 
 
+class PostgresBackend:
+    """A fresh database on the session's PostgreSQL for every store it makes."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        pass
+
+    def make(self, space: EmbeddingSpace | None = SPACE) -> MemoryStore:
+        return PostgresMemoryStore(shared_server().create_database(), space=space)
+
+
 BACKENDS: dict[str, Callable[[Path], Backend]] = {
     "sqlite": SqliteBackend,
     "in_memory": InMemoryBackend,
+    "postgres": PostgresBackend,
 }
 
 

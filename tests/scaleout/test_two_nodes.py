@@ -17,6 +17,7 @@ import pytest
 
 from tests.characters.card_fixtures import v3_card
 from tests.llm.fake_openai_server import FakeOpenAIServer, Reply
+from tests.postgres_server import PostgresServer, shared_server
 from tests.redis_server import RedisServer
 from tests.scaleout.nodes import Node, node_env, run_node
 from tests.transports.ws_client import WsClient, delta_text, seqs_covered
@@ -28,12 +29,27 @@ SLOW = Reply([f"{w} " for w in WORDS[:-1]] + [WORDS[-1]], token_delay_s=0.1)
 ARIA = {"character": "aria", "text": "Where to, navigator?"}
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest) -> dict[str, str]:
+    """One SQLite file on this machine, or one PostgreSQL database (as across machines)."""
+    if request.param == "sqlite":
+        return {}
+    return {
+        "PERSONAE_STORAGE_BACKEND": "postgres",
+        "PERSONAE_STORAGE_POSTGRES_URL": shared_server().create_database(),
+    }
+
+
 @pytest.fixture
-def nodes(tmp_path: Path, redis: RedisServer, backend: FakeOpenAIServer) -> Iterator[list[Node]]:
+def nodes(
+    tmp_path: Path, redis: RedisServer, backend: FakeOpenAIServer, storage: dict[str, str]
+) -> Iterator[list[Node]]:
     with ExitStack() as stack:
         started = []
         for name in ("a", "b"):
-            env = node_env(tmp_path, redis_url=redis.url, backend_url=backend.base_url, name=name)
+            env = node_env(
+                tmp_path, redis_url=redis.url, backend_url=backend.base_url, name=name, **storage
+            )
             started.append(stack.enter_context(run_node(tmp_path, name, env)))
         yield started
 
@@ -192,3 +208,45 @@ async def test_a_character_uploaded_on_one_node_is_served_by_the_other(
             await asyncio.sleep(0.1)
     said = await asyncio.to_thread(b.log.read_text)
     assert "reloaded after another node's change" in said
+
+
+async def test_a_postgres_restart_degrades_readiness_and_nothing_crashes(
+    tmp_path: Path, redis: RedisServer, backend: FakeOpenAIServer
+) -> None:
+    database = PostgresServer()  # the test's own: it is stopped and started again
+    database.start()
+    try:
+        env = node_env(
+            tmp_path,
+            redis_url=redis.url,
+            backend_url=backend.base_url,
+            name="a",
+            PERSONAE_STORAGE_BACKEND="postgres",
+            PERSONAE_STORAGE_POSTGRES_URL=database.url(),
+            PERSONAE_STORAGE_POSTGRES_WAIT_TIMEOUT_S="2",  # answers within the client's wait
+        )
+        with run_node(tmp_path, "a", env) as a:
+            assert (await a.ready()).status_code == 200
+            database.stop()
+            down = await a.ready()
+            assert down.status_code == 503
+            assert down.json()["checks"]["storage"].startswith("error")
+            client, _ = await WsClient.open(a.url, user="sam")
+            refused = await client.request("message.send", ARIA)
+            assert refused["ok"] is False
+            assert refused["error"]["retryable"] is True, refused
+
+            database.start()  # the same port and data: the pool reconnects by itself
+            deadline = time.monotonic() + 20
+            while (await a.ready()).status_code != 200:
+                assert time.monotonic() < deadline, (await a.ready()).json()
+                await asyncio.sleep(0.2)
+            backend.enqueue(Reply(["Back."]))
+            sent = (await client.request("message.send", ARIA))["result"]
+            conversation = sent["conversation"]
+            done = await client.events_until("message.done", conversation=conversation, wait_s=30)
+            assert delta_text(done) == "Back."
+            assert a.process.poll() is None
+            await client.close()
+    finally:
+        database.remove()

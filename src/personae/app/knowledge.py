@@ -5,10 +5,10 @@ reindex`` opens (the store in the embedder's space, with no server running)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from personae.app.database import sqlite_database
+from personae.app.database import open_stores, sqlite_database
 from personae.core.memory.items import EmbeddingSpace, Partition
 from personae.core.memory.knowledge import Chunking
 from personae.core.memory.scope import private_partitions
@@ -17,8 +17,6 @@ from personae.errors import ConfigurationError, InvalidInput
 from personae.knowledge.indexer import KnowledgeIndexer, SyncReport
 from personae.knowledge.reembed import Progress, embed_pending, reembed_partition
 from personae.settings import MemorySettings, Settings
-from personae.storage.sqlite import SqliteConversationStore
-from personae.storage.sqlite.memory import SqliteMemoryStore
 
 
 def knowledge_indexer(
@@ -54,13 +52,13 @@ async def open_reindexing(
         raise ConfigurationError("re-indexing needs an embedder (memory.embedder is none)")
     async with embedder:
         space = EmbeddingSpace(embedder.model_name, embedder.dimension)
-        async with (
-            sqlite_database(settings) as database,
-            SqliteConversationStore(database) as conversations,
-            SqliteMemoryStore(database, space=space) as store,
-        ):
+        async with AsyncExitStack() as stack:
+            database = await stack.enter_async_context(sqlite_database(settings))
+            stores = await open_stores(settings, stack, database)
+            store = stores.memory(space)
+            await stack.enter_async_context(store)
             indexer = knowledge_indexer(settings.memory, store, embedder)
-            yield Reindexing(conversations, store, embedder, indexer)
+            yield Reindexing(stores.conversations, store, embedder, indexer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,17 @@
 """Long-term memory in the runtime (``memory:`` settings, docs/memory.md): the embedder, the
-SQLite memory store beside the conversation store, the embedding job under the supervisor
-and the memory stage the chat service calls each turn."""
+memory store beside the conversation store (SQLite or PostgreSQL), the embedding job under
+the supervisor and the memory stage the chat service calls each turn."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
-from personae.app.database import sqlite_database
+from personae.app.database import open_stores, sqlite_database
 from personae.app.knowledge import knowledge_indexer
 from personae.core.memory.indexing import EmbeddingJob, IndexingSettings
 from personae.core.memory.items import EmbeddingSpace
@@ -23,17 +24,17 @@ from personae.core.supervisor import Supervisor
 from personae.errors import ConfigurationError
 from personae.knowledge.watcher import KnowledgeWatcher
 from personae.settings import MemorySettings, Settings
-from personae.storage.sqlite import SqliteConversationStore
 from personae.storage.sqlite.audit import SqliteAuditLog
-from personae.storage.sqlite.database import SqliteDatabase
-from personae.storage.sqlite.memory import SqliteMemoryStore
+
+if TYPE_CHECKING:
+    from personae.app.database import FactMemoryStore
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Memory:
-    store: SqliteMemoryStore
+    store: FactMemoryStore
     stage: PromptMemory  # profile + recall, and the summary when mid-term memory is on
     embedder: Embedder | None  # None: full-text recall only
     job: EmbeddingJob | None
@@ -76,7 +77,7 @@ async def open_memory(
     stack: AsyncExitStack,
     supervisor: Supervisor,
     *,
-    database: SqliteDatabase,
+    memory_store: Callable[[EmbeddingSpace | None], FactMemoryStore],
     conversations: ConversationStore | None = None,
     model: ChatModel | None = None,
     cross_character: Callable[[str], bool] = lambda character_id: False,
@@ -93,7 +94,8 @@ async def open_memory(
     if embedder is not None:
         await stack.enter_async_context(embedder)
         space = EmbeddingSpace(embedder.model_name, embedder.dimension)
-    store = await stack.enter_async_context(SqliteMemoryStore(database, space=space))
+    store = memory_store(space)
+    await stack.enter_async_context(store)
     job: EmbeddingJob | None = None
     if embedder is not None:
         job = EmbeddingJob(
@@ -147,7 +149,7 @@ def midterm_model(
 def midterm_job(
     config: MemorySettings,
     conversations: ConversationStore,
-    store: SqliteMemoryStore,
+    store: FactMemoryStore,
     model: ChatModel,
     *,
     context_tokens: int = 2048,
@@ -180,12 +182,13 @@ def midterm_job(
 @asynccontextmanager
 async def open_memory_admin(
     settings: Settings,
-) -> AsyncIterator[tuple[SqliteConversationStore, SqliteMemoryStore, AuditLog]]:
-    """The stores ``personae memory`` reads and forgets in (no server, no embedder needed)."""
-    async with (
-        sqlite_database(settings) as database,
-        SqliteConversationStore(database) as conversations,
-        SqliteMemoryStore(database) as memory,
-        SqliteAuditLog(database) as audit,
-    ):
-        yield conversations, memory, audit
+) -> AsyncIterator[tuple[ConversationStore, FactMemoryStore, AuditLog]]:
+    """The stores ``personae memory`` reads and forgets in (no server, no embedder needed),
+    on the configured backend."""
+    async with AsyncExitStack() as stack:
+        database = await stack.enter_async_context(sqlite_database(settings))
+        stores = await open_stores(settings, stack, database)
+        memory = stores.memory(None)
+        await stack.enter_async_context(memory)
+        audit = await stack.enter_async_context(SqliteAuditLog(database))
+        yield stores.conversations, memory, audit

@@ -29,7 +29,7 @@ from personae.app.background import (
 from personae.app.channels import open_channels
 from personae.app.character_media import FolderMedia
 from personae.app.coordination import Coordination, open_coordination
-from personae.app.database import sqlite_database
+from personae.app.database import open_stores, sqlite_database
 from personae.app.experiments import open_experiments
 from personae.app.mcp import mcp_checks, mcp_endpoint, open_mcp_skills, serving_mcp
 from personae.app.memory import midterm_model, open_memory
@@ -66,7 +66,6 @@ from personae.observability.metrics import Metrics
 from personae.observability.tracing import Tracing, TracingMiddleware
 from personae.security.auth import KeyAuthenticator
 from personae.settings import Settings
-from personae.storage.sqlite import SqliteConversationStore
 from personae.transports.gateway import Gateway, SecurityPorts
 from personae.transports.http import create_http_app
 from personae.transports.websocket import beat_forever
@@ -104,7 +103,8 @@ class Runtime:
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
         try:
-            await self.store.get_user("readiness-probe")
+            # Bounded: a database that is away must not make the probe itself time out.
+            await asyncio.wait_for(self.store.get_user("readiness-probe"), timeout=2.0)
             checks["storage"] = "ok"
         except Exception as exc:  # any failure means not ready; say which
             checks["storage"] = f"error: {type(exc).__name__}"
@@ -197,9 +197,10 @@ async def open_runtime(
         remember = memories_of if settings.memory.enabled else None
         # One database for every store, entered first so that it closes last.
         database = await stack.enter_async_context(sqlite_database(settings))
-        store = await stack.enter_async_context(
-            SqliteConversationStore(database, remember=remember)
-        )
+        # Conversations and memory on the configured backend (SQLite, or PostgreSQL shared
+        # by every node); the other stores stay in the node's SQLite database.
+        stores = await open_stores(settings, stack, database, remember=remember)
+        store = stores.conversations
         # Locks, the event bus and in-flight turns: this process's, or shared over Redis.
         # Entered before the hub so that it closes after the hub's last turn.
         coordination = await open_coordination(settings.coordination, stack)
@@ -216,7 +217,7 @@ async def open_runtime(
             settings,
             stack,
             supervisor,
-            database=database,
+            memory_store=stores.memory,
             conversations=store,
             model=midterm_model(settings, models, routes.default),
             cross_character=lambda c: c in catalog and catalog.get(c).memory.cross_character,
