@@ -1,5 +1,5 @@
 """Changes one node makes that every other node must apply at once: characters (an upload,
-a hot reload) and experiments (the admin API). Announced on the event bus under a topic no
+a hot reload), experiments and API keys (the admin API). Announced on the event bus under a topic no
 conversation can have; each node listens and reloads from the shared source (the characters
 folder, the store), ignoring its own announcements.
 
@@ -23,6 +23,7 @@ log = structlog.get_logger(__name__)
 TOPIC = "~nodes"  # conversation ids are "conv_...": this one is never a conversation's
 CHARACTERS = "characters.changed"
 EXPERIMENTS = "experiments.changed"
+KEYS = "keys.changed"  # an API key issued or revoked: others drop their cache at once
 
 Reload = Callable[[], Awaitable[None]]
 

@@ -33,7 +33,7 @@ from personae.app.database import open_stores, sqlite_database
 from personae.app.experiments import open_experiments
 from personae.app.mcp import mcp_checks, mcp_endpoint, open_mcp_skills, serving_mcp
 from personae.app.memory import midterm_model, open_memory
-from personae.app.node_sync import CHARACTERS, EXPERIMENTS, NodeSync
+from personae.app.node_sync import CHARACTERS, EXPERIMENTS, KEYS, NodeSync
 from personae.app.observability import build_observability, watch_live_state
 from personae.app.replay import ServerReplays, open_turn_records, server_replays
 from personae.app.security import open_security
@@ -295,16 +295,23 @@ async def open_runtime(
             orphan_s = settings.coordination.visibility_timeout_s / 3
             supervisor.start("orphan-turns", lambda: end_orphan_turns(hub, orphan_s))
             # Characters and experiments changed on one node reload on every other at once.
+            keys = security.registry
+
+            async def forget_keys() -> None:
+                keys.forget()
+
             sync = NodeSync(
                 coordination.bus,
                 coordination.node,
                 {
                     CHARACTERS: lambda: rescan_characters(characters),
                     EXPERIMENTS: experiments.admin.refresh,
+                    KEYS: forget_keys,
                 },
             )
             characters.on_change = sync.announcer(CHARACTERS)
             experiments.admin.on_change = sync.announcer(EXPERIMENTS)
+            keys.on_change = sync.announcer(KEYS)
             supervisor.start("node-sync", sync.listen)
         # Running turns finish (or end with an error event) before anything closes.
         stack.push_async_callback(hub.close, grace_s=realtime.shutdown_grace_s)

@@ -30,6 +30,7 @@ class Security:
     authenticator: KeyAuthenticator
     ports: SecurityPorts  # what the transports get
     observer: TurnObserver  # audits model calls and spends their tokens from the budgets
+    registry: KeyRegistry  # ports.keys, as itself: other nodes' changes reach its cache
 
 
 async def open_security(
@@ -61,6 +62,7 @@ async def open_security(
         authenticator=authenticator,
         ports=SecurityPorts(keys=registry, audit=audit, users=users, gate=gate),
         observer=AuditObserver(writer, gate),
+        registry=registry,
     )
 
 

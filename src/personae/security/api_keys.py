@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -64,12 +65,14 @@ def check_name(what: str, value: str) -> str:
 class KeyRegistry(ApiKeys):
     """Issues and revokes keys in a ``KeyStore``, and looks them up for the authenticator
     with a short cache; a revoke through this registry takes effect at once, one made by
-    another process (the CLI) within ``cache_s``."""
+    another node at once when it announces it (``forget``), by the CLI within ``cache_s``."""
 
     def __init__(self, store: KeyStore, *, cache_s: float = 5.0) -> None:
         self.store = store
         self.cache_s = cache_s
-        self.issued_here = False  # a key was created through this registry (seals at once)
+        # A key is known to exist (created here, or announced by another node): seals at once.
+        self.keys_exist = False
+        self.on_change: Callable[[], None] | None = None  # other nodes forget at once
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     async def issue(
@@ -101,7 +104,8 @@ class KeyRegistry(ApiKeys):
                 await self.store.add(key)
             except Conflict:
                 continue
-            self.issued_here = True
+            self.keys_exist = True
+            self._changed()
             return IssuedKey(key=key, token=f"{PREFIX}{key_id}_{secret}")
         raise Conflict("could not find a free key id")  # pragma: no cover - 5 clashes in a row
 
@@ -113,7 +117,17 @@ class KeyRegistry(ApiKeys):
         self._cache.pop(key_id, None)
         if revoked is None:
             raise NotFound(f"unknown API key {key_id!r}", key_id=key_id)
+        self._changed()
         return revoked
+
+    def forget(self) -> None:
+        """Another node issued or revoked a key: look every key up afresh."""
+        self._cache.clear()
+        self.keys_exist = True
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     async def lookup(self, key_id: str, now: float) -> ApiKey | None:
         cached = self._cache.get(key_id)

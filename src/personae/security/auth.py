@@ -35,16 +35,16 @@ class KeyAuthenticator(Authenticator):
         self._clock = clock  # for the key cache
         self._wall_clock = wall_clock  # for expiry
         # Once a key exists the server stays closed. Until then: a key created through this
-        # server's registry closes it at once; one created by another process (the CLI) is
-        # seen within the registry's cache time, as its revocations are. Asking the store on
-        # every request cost a database round trip per request (bench/gateway_overhead.py).
+        # server's registry (or announced by another node) closes it at once; one created by
+        # the CLI is seen within the registry's cache time, as its revocations are. Asking
+        # the store on every request cost a round trip per request (bench/gateway_overhead.py).
         self._sealed = bool(self._static) or jwt is not None
         self._open_checked: float | None = None
 
     async def is_open(self) -> bool:
         if self._sealed or self._registry is None:
             return not self._sealed
-        if self._registry.issued_here:
+        if self._registry.keys_exist:
             self._sealed = True
             return False
         now = self._clock()
