@@ -30,10 +30,17 @@ from personae.testing import FakeChatModel
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, *, concurrent: int = 8, queued: int = 16) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        concurrent: int = 8,
+        queued: int = 16,
+        bus: LocalEventBus | None = None,
+    ) -> None:
         self.model = FakeChatModel()
         self.store = SqliteConversationStore(tmp_path / "hub.sqlite3")
-        self.bus = LocalEventBus()
+        self.bus = bus or LocalEventBus()
         service = ChatService(
             catalog=CharacterCatalog([Character(id="aria", name="Aria", greetings=("Hi!",))]),
             store=self.store,
@@ -271,9 +278,7 @@ class LossyBus(LocalEventBus):
 
 
 async def test_a_watcher_gets_what_the_bus_lost_from_the_turn_and_the_log(tmp_path: Path) -> None:
-    r = Rig(tmp_path)
-    lossy = LossyBus(lost={3, 4, 9})
-    r.hub._bus = lossy  # the same hub, over a bus that drops three events
+    r = Rig(tmp_path, bus=LossyBus(lost={3, 4, 9}))  # a bus that drops three events
     async with r.store:
         r.model.enqueue("one two three four five six seven eight", delay_s=0.02)
         accepted = await r.hub.send(r.inbound("count"))

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from personae.core.admission import Admission
+from personae.core.event_replay import EventReplay
 from personae.core.events import (
     ACK,
     DELTA,
@@ -38,11 +39,11 @@ from personae.core.events import (
     MessageDelta,
     MessageDone,
     StateChanged,
-    compact,
-    expand,
     message_payload,
 )
+from personae.core.live_turn import EventOutlet, LiveTurn
 from personae.core.observe import TurnObserver
+from personae.core.orphan_turns import OrphanTurns
 from personae.core.ports import (
     ConversationLock,
     ConversationStore,
@@ -56,14 +57,11 @@ from personae.core.types import Conversation, InboundMessage, Message, NewMessag
 from personae.errors import (
     Busy,
     ConversationNotFound,
-    CoordinationError,
     Overloaded,
     PersonaeError,
 )
 
 log = structlog.get_logger(__name__)
-
-_PAGE = 500  # stored event records read per query while replaying
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,34 +76,11 @@ class Accepted:
     duplicate: bool = False
 
 
-class _LiveTurn:
-    """A running turn's numbering and its events not yet stored."""
-
-    def __init__(self, conversation_id: str, user: str, reply_to: str, next_seq: int) -> None:
-        self.conversation_id = conversation_id
-        self.user = user
-        self.reply_to = reply_to
-        self.next_seq = next_seq
-        self.events: list[ConversationEvent] = []  # everything this turn emitted, in order
-        self.stored_through = next_seq - 1
-        self.cancel_reason: str | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    def emit(self, event: str, payload: dict[str, Any]) -> ConversationEvent:
-        record = ConversationEvent(self.conversation_id, self.next_seq, event, payload)
-        self.next_seq += 1
-        self.events.append(record)
-        return record
-
-    def unstored(self) -> list[ConversationEvent]:
-        return [e for e in self.events if e.seq > self.stored_through]
-
-
 @dataclass(slots=True)
 class _Turn:
     inbound: InboundMessage
     accepted: asyncio.Future[Accepted]
-    live: _LiveTurn | None = None
+    live: LiveTurn | None = None
 
     @property
     def conversation_id(self) -> str | None:
@@ -131,8 +106,12 @@ class ConversationHub:
         self._store = store
         self._bus = bus
         self._lock = lock  # the hub's own: held while a turn's events are numbered and stored
+        self._outlet = EventOutlet(store, bus)
+        self._replay = EventReplay(store, bus)
         # Which node runs which turn: across nodes, the turns of a dead one are ended by another.
-        self._inflight = inflight
+        self._orphans = OrphanTurns(
+            store=store, bus=bus, lock=lock, inflight=inflight, outlet=self._outlet
+        )
         self._node = node
         self._admission = admission
         self.observer = observer or TurnObserver()  # told of refused sends (the service: turns)
@@ -142,7 +121,7 @@ class ConversationHub:
         self._reject_when_busy = reject_when_busy
         self._busy: dict[tuple[str, str], int] = {}
         self._sweeper: asyncio.Task[None] | None = None
-        self._live: dict[str, _LiveTurn] = {}
+        self._live: dict[str, LiveTurn] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
 
@@ -216,56 +195,11 @@ class ConversationHub:
         self.sessions.add_watcher(conversation_id, user)
         try:
             async with self._bus.subscribe(conversation_id) as live:
-                yield self._replay_then_live(conversation_id, after_seq, live)
+                yield self._replay.then_live(
+                    conversation_id, after_seq, live, lambda: self._live.get(conversation_id)
+                )
         finally:
             self.sessions.remove_watcher(conversation_id)
-
-    async def _replay_then_live(
-        self, conversation_id: str, after_seq: int, live: AsyncIterator[ConversationEvent]
-    ) -> AsyncIterator[ConversationEvent]:
-        last = after_seq
-        async for event in self._missed(conversation_id, after_seq=last):
-            yield event
-            last = event.seq
-        async for event in live:
-            if event.seq > last + 1:  # the bus lost some (Redis was away): fill the gap
-                async for missed in self._missed(
-                    conversation_id, after_seq=last, before_seq=event.seq
-                ):
-                    yield missed
-                    last = missed.seq
-            if event.seq > last:
-                yield event
-                last = event.seq
-
-    async def _missed(
-        self, conversation_id: str, *, after_seq: int, before_seq: int | None = None
-    ) -> AsyncIterator[ConversationEvent]:
-        """The events after ``after_seq`` (and before ``before_seq``) from the stored log,
-        then from the running turn's buffer (here, or on the bus when it runs elsewhere).
-        The buffer is read before the store: whatever it held that is stored by the time
-        the store is read shows up there, and whatever comes later arrives live."""
-        running = self._live.get(conversation_id)
-        if running is not None:
-            buffered = list(running.events)
-        else:  # maybe running on another node: its deltas are on the bus until it ends
-            buffered = await self._bus.recent(conversation_id, after_seq=after_seq)
-        last = after_seq
-        end = before_seq if before_seq is not None else float("inf")
-        while True:
-            page = await self._store.list_events(conversation_id, after_seq=last, limit=_PAGE)
-            before = last
-            for record in page:
-                for event in expand(conversation_id, record):
-                    if last < event.seq < end:
-                        yield event
-                        last = event.seq
-            if len(page) < _PAGE or last == before:  # the end, or past ``before_seq``
-                break
-        for event in buffered:
-            if last < event.seq < end:
-                yield event
-                last = event.seq
 
     async def post(
         self,
@@ -281,12 +215,12 @@ class ConversationHub:
         ``finish_reason`` is ``reason``), ordered with the conversation's turns by their lock."""
         key = "\x00".join((user, character_id))
         async with self._lock.hold(key):
-            await self._end_orphan(key)
+            await self._orphans.end(key)
             stored = await self._store.append_message(conversation_id, message)
             conversation = await self._store.get_conversation(conversation_id)
             if conversation is None:  # deleted between the two
                 raise ConversationNotFound(conversation_id)
-            live = _LiveTurn(conversation_id, user, "", conversation.last_event_seq + 1)
+            live = LiveTurn(conversation_id, user, "", conversation.last_event_seq + 1)
             payload = {
                 "reply_to": None,
                 "message": message_payload(stored),
@@ -296,8 +230,8 @@ class ConversationHub:
                 "finish_reason": reason,
             }
             event = live.emit(DONE, payload)
-            await self._store_unstored(live)
-            await self._publish(event)
+            await self._outlet.store(live)
+            await self._outlet.publish(event)
             return stored
 
     async def redo(self, inbound: InboundMessage) -> Accepted:
@@ -312,15 +246,15 @@ class ConversationHub:
         conversation = await self._owned(user, conversation_id)
         key = "\x00".join((user, conversation.character_id))
         async with self._lock.hold(key):
-            await self._end_orphan(key)
+            await self._orphans.end(key)
             chosen = await self._store.choose_swipe(conversation_id, message_id)
             current = await self._store.get_conversation(conversation_id)
             if current is None:  # deleted between the two
                 raise ConversationNotFound(conversation_id)
-            live = _LiveTurn(conversation_id, user, "", current.last_event_seq + 1)
+            live = LiveTurn(conversation_id, user, "", current.last_event_seq + 1)
             event = live.emit(SWIPED, {"message": message_payload(chosen)})
-            await self._store_unstored(live)
-            await self._publish(event)
+            await self._outlet.store(live)
+            await self._outlet.publish(event)
             return chosen
 
     async def _owned(self, user: str, conversation_id: str) -> Conversation:
@@ -332,92 +266,8 @@ class ConversationHub:
         return conversation
 
     async def end_orphans(self) -> int:
-        """End the turns of nodes that died (``InflightTurns.orphans``), each once its lock is
-        free, with an ``error`` event after what it had published; how many were ended."""
-        if self._inflight is None:
-            return 0
-        ended = await asyncio.gather(
-            *(self._end_orphan_when_free(t.key) for t in await self._inflight.orphans())
-        )
-        return sum(ended)
-
-    async def _end_orphan_when_free(self, key: str) -> bool:
-        async with self._lock.hold(key):
-            return await self._end_orphan(key)
-
-    async def _end_orphan(self, key: str) -> bool:
-        """With ``key``'s lock held, a turn still registered for it is not running anywhere
-        (its node lost the lock): store what it published and end it with an ``error``
-        event, unless it had ended after all. True if it was ended here."""
-        if self._inflight is None:
-            return False
-        turn = await self._inflight.get(key)
-        if turn is None:
-            return False
-        conversation = await self._store.get_conversation(turn.conversation_id)
-        ended = conversation is None or await self._has_ended(turn)
-        if conversation is not None and not ended:
-            published = await self._bus.recent(
-                turn.conversation_id, after_seq=conversation.last_event_seq
-            )
-            first = published[0].seq if published else conversation.last_event_seq + 1
-            live = _LiveTurn(turn.conversation_id, "", turn.reply_to, first)
-            live.events.extend(published)  # stored with the error: the log stays gap-free
-            live.next_seq = published[-1].seq + 1 if published else first
-            error = live.emit(
-                ERROR,
-                {
-                    "reply_to": turn.reply_to,
-                    "code": "interrupted",
-                    "message": "the server writing this reply stopped; send the message again",
-                    "retryable": True,
-                },
-            )
-            await self._store_unstored(live)
-            await self._publish(error)
-            log.warning(
-                "turn of a stopped node ended",
-                conversation=turn.conversation_id,
-                node=turn.node,
-                reply_to=turn.reply_to,
-            )
-        await self._inflight.end(key)
-        return not ended
-
-    async def _has_ended(self, turn: InflightTurn) -> bool:
-        """Whether the stored log has the turn's ``message.done`` or ``error``."""
-        after = turn.ack_seq
-        while True:
-            page = await self._store.list_events(turn.conversation_id, after_seq=after, limit=_PAGE)
-            for record in page:
-                if (
-                    record.event in (DONE, ERROR)
-                    and record.payload.get("reply_to") == turn.reply_to
-                ):
-                    return True
-            if len(page) < _PAGE:
-                return False
-            after = page[-1].last_seq
-
-    async def _forget(self, key: str) -> None:
-        assert self._inflight is not None
-        try:
-            await self._inflight.end(key)
-        except CoordinationError as exc:  # the next holder of the lock ends it (it has ended)
-            log.warning("in-flight turn not cleared", key=key, error=str(exc))
-
-    async def _publish(self, event: ConversationEvent) -> None:
-        """Live delivery; the event is stored (or will be with its reply), so a bus that
-        cannot be reached costs live viewers a resume, not the turn."""
-        try:
-            await self._bus.publish(event)
-        except CoordinationError as exc:
-            log.warning(
-                "event not published",
-                conversation=event.conversation_id,
-                seq=event.seq,
-                error=str(exc),
-            )
+        """End the turns of nodes that stopped (``core/orphan_turns.py``); how many."""
+        return await self._orphans.end_all()
 
     async def close(self, *, grace_s: float) -> None:
         """Stop accepting; let running turns finish within ``grace_s``; cancel the rest (they
@@ -442,12 +292,12 @@ class ConversationHub:
         lock_key = "\x00".join(key)
         try:
             async with self._lock.hold(lock_key):
-                await self._end_orphan(lock_key)
+                await self._orphans.end(lock_key)
                 try:
                     await self._drive_to_an_end(turn)
                 finally:  # inside the lock: the next holder must not find this turn open
-                    if turn.live is not None and self._inflight is not None:
-                        await self._forget(lock_key)
+                    if turn.live is not None:
+                        await self._orphans.forget(lock_key)
         except Exception as exc:
             if not accepted.done():  # before the ack: the sender hears of it in its answer
                 accepted.set_exception(exc)
@@ -505,20 +355,20 @@ class ConversationHub:
                     payload = {"reply_to": turn.live.reply_to, "text": event.text}
                     if event.speaker is not None:  # a group: whose reply this is
                         payload["speaker"] = event.speaker
-                    await self._publish(turn.live.emit(DELTA, payload))
+                    await self._outlet.publish(turn.live.emit(DELTA, payload))
                 elif isinstance(event, StateChanged):  # logged with the deltas, like them
                     assert turn.live is not None
                     state = _state_payload(turn.live.reply_to, event)
-                    await self._publish(turn.live.emit(STATE, state))
+                    await self._outlet.publish(turn.live.emit(STATE, state))
                 elif isinstance(event, MessageDone):
                     assert turn.live is not None
                     done = turn.live.emit(DONE, _done_payload(turn.live.reply_to, event))
-                    await self._store_unstored(turn.live)
-                    await self._publish(done)
+                    await self._outlet.store(turn.live)
+                    await self._outlet.publish(done)
 
-    async def _start(self, inbound: InboundMessage, ack: MessageAck) -> _LiveTurn:
+    async def _start(self, inbound: InboundMessage, ack: MessageAck) -> LiveTurn:
         conversation = ack.conversation
-        live = _LiveTurn(
+        live = LiveTurn(
             conversation.id, inbound.user, ack.message.id, conversation.last_event_seq + 1
         )
         live.task = asyncio.current_task()
@@ -528,31 +378,25 @@ class ConversationHub:
             payload["redo"] = inbound.redo.value
         event = live.emit(ACK, payload)
         lock_key = "\x00".join(_lock_key(inbound))
-        if self._inflight is not None:  # first: no acknowledged turn goes unregistered
-            running = InflightTurn(lock_key, conversation.id, live.reply_to, event.seq, self._node)
-            await self._inflight.begin(running)
+        # Registered first: no acknowledged turn goes unregistered.
+        running = InflightTurn(lock_key, conversation.id, live.reply_to, event.seq, self._node)
+        await self._orphans.begin(running)
         try:
-            await self._store_unstored(live)
+            await self._outlet.store(live)
         except Exception:
-            if self._inflight is not None:
-                await self._forget(lock_key)
+            await self._orphans.forget(lock_key)
             raise
         self._live[conversation.id] = live
-        await self._publish(event)
+        await self._outlet.publish(event)
         return live
 
-    async def _store_unstored(self, live: _LiveTurn) -> None:
-        pending = live.unstored()
-        await self._store.append_events(live.conversation_id, compact(pending))
-        live.stored_through = pending[-1].seq
-
     async def _finish_with_error(
-        self, live: _LiveTurn, code: str, message: str, retryable: bool = False
+        self, live: LiveTurn, code: str, message: str, retryable: bool = False
     ) -> None:
         payload = {"reply_to": live.reply_to, "code": code, "message": message}
         event = live.emit(ERROR, {**payload, "retryable": retryable})
-        await asyncio.shield(self._store_unstored(live))
-        await self._publish(event)
+        await asyncio.shield(self._outlet.store(live))
+        await self._outlet.publish(event)
 
 
 def _lock_key(inbound: InboundMessage) -> tuple[str, str]:
