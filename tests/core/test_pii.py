@@ -106,3 +106,56 @@ def test_an_unclosed_bracket_is_released_at_the_end() -> None:
     assert restorer.flush() == "[A"
     long_tail = "[" + "A" * 60
     assert restorer.feed(long_tail) == long_tail  # too long to be a token: not held
+
+
+def test_a_text_found_clean_is_remembered_and_returned_as_it_is() -> None:
+    redactor = Redactor()
+    clean = "nothing to hide here, only words and day 12"
+    assert redactor.vault().redact(clean) == clean
+    assert clean in redactor._clean  # remembered: the next turn does not scan it again
+    assert redactor.vault().redact(clean) == clean
+
+
+def test_a_text_with_pii_is_never_remembered_and_each_vault_numbers_its_own() -> None:
+    redactor = Redactor()
+    text = "mail ann@example.org"
+    first = redactor.vault()
+    assert first.redact("mail bob@example.org") == "mail [EMAIL_1]"
+    assert first.redact(text) == "mail [EMAIL_2]"
+    assert text not in redactor._clean
+    second = redactor.vault()  # another turn: its own table, the same text found again
+    assert second.redact(text) == "mail [EMAIL_1]"
+    assert second.restore("[EMAIL_1]") == "ann@example.org"
+
+
+def test_lookalikes_are_remembered_as_clean_without_changing_them() -> None:
+    redactor = Redactor()
+    lookalike = "card 4111 1111 1111 1112"  # matched by the pattern, fails the Luhn check
+    assert redactor.vault().redact(lookalike) == lookalike
+    assert lookalike in redactor._clean
+    assert redactor.vault().redact(lookalike) == lookalike
+
+
+def test_the_memory_of_clean_texts_is_bounded_and_keeps_the_recently_used() -> None:
+    redactor = Redactor(clean_chars=40)  # four texts of ten characters
+    vault = redactor.vault()
+    a, b, c, d, e = (letter * 10 for letter in "abcde")
+    for text in (a, b, c):
+        vault.redact(text)
+    vault.redact(a)  # used again: now the most recent
+    vault.redact(d)  # 40 characters: all kept
+    vault.redact(e)  # evicts b, the least recently used
+    assert [t in redactor._clean for t in (a, b, c, d, e)] == [True, False, True, True, True]
+
+
+def test_a_text_too_long_for_the_memory_is_scanned_each_time_and_still_clean() -> None:
+    redactor = Redactor(clean_chars=12)
+    long = "plain words only"
+    assert redactor.vault().redact(long) == long
+    assert long not in redactor._clean
+
+
+def test_no_memory_of_clean_texts_when_turned_off() -> None:
+    redactor = Redactor(clean_chars=0)
+    assert redactor.vault().redact("plain") == "plain"
+    assert "plain" not in redactor._clean

@@ -196,3 +196,24 @@ async def test_sampled_conversations_are_recorded_whole_and_only_they(rig: Rig) 
         recorded[first.conversation_id] = len(kept)
     assert set(recorded.values()) <= {0, 2}
     assert recorded == {c: 2 if sampled(c, 0.5) else 0 for c in recorded}
+
+
+async def test_a_turn_stops_recording_once_its_ack_shows_an_unsampled_conversation(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A new conversation is unknown when the turn starts, so its trace begins recording; a
+    # conversation outside the sample must not go on to build a record only to drop it.
+    built: list[str] = []
+    record = rig.recorder.finished
+
+    def counted(made: TurnRecord) -> object:
+        built.append(made.conversation_id)
+        return record(made)
+
+    monkeypatch.setattr(rig.recorder, "finished", counted)
+    rig.recorder.rate = 0.5
+    conversations: list[str] = []
+    while len(conversations) < 40 and len({sampled(c, 0.5) for c in conversations}) < 2:
+        conversations.append((await rig.say("hello", new_conversation=True)).conversation_id)
+    assert {sampled(c, 0.5) for c in conversations} == {True, False}  # both kinds seen
+    assert built == [c for c in conversations if sampled(c, 0.5)]

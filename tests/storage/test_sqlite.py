@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import sqlean
 
-from personae.core.types import NewMessage, Role
+from personae.core.types import Message, MessageStatus, NewMessage, Role
 from personae.errors import StorageError
 from personae.storage.sqlite import SqliteConversationStore, conversations
 from personae.storage.sqlite.connection import connect
@@ -22,6 +23,7 @@ from personae.storage.sqlite.migrations import (
     migrate,
     split_statements,
 )
+from personae.storage.sqlite.rows import MESSAGE_COLUMNS
 
 
 @pytest.fixture
@@ -289,3 +291,42 @@ def test_connect_refuses_a_database_without_wal() -> None:
     # An in-memory database cannot use WAL; a file the store cannot make durable is refused.
     with pytest.raises(StorageError, match="WAL"):
         connect(Path(":memory:"))
+
+
+def test_message_columns_are_in_the_order_of_the_message_fields() -> None:
+    # rows.message_of reads a row by position: the SELECT and the dataclass must agree.
+    selected = MESSAGE_COLUMNS.removeprefix("SELECT ").split(" FROM ")[0]
+    columns = [name.strip() for name in selected.split(",")]
+    assert columns == [f.name for f in dataclasses.fields(Message)]
+
+
+async def test_every_message_field_reads_back_as_written(path: Path, raw: Any) -> None:
+    async with SqliteConversationStore(path) as store:
+        opened = await store.open_turn(external_user_id="ann", character_id="mira", text="hi")
+        stored = await store.append_message(
+            opened.conversation.id,
+            NewMessage(
+                role=Role.ASSISTANT,
+                content="hello",
+                status=MessageStatus.INCOMPLETE,
+                model="m",
+                prompt_tokens=3,
+                completion_tokens=1,
+                latency_ms=2.5,
+                character_version="abc",
+                speaker="mira",
+            ),
+        )
+        edited = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+        raw.execute(
+            "UPDATE messages SET edited_at = ? WHERE id = ?", (edited.isoformat(), stored.id)
+        )
+        (read,) = [
+            m
+            for m in await store.recent_messages(opened.conversation.id, limit=5)
+            if m.id == stored.id
+        ]
+    assert read == dataclasses.replace(stored, edited_at=edited)
+    assert read.role is Role.ASSISTANT
+    assert read.status is MessageStatus.INCOMPLETE
+    assert read.hidden is False

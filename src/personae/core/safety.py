@@ -73,7 +73,13 @@ class TurnGuard:
     def outbound(self, messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
         if self.vault is None:
             return tuple(messages)
-        return tuple(replace(m, content=self.vault.redact(m.content)) for m in messages)
+        return tuple(self._redacted(m, self.vault) for m in messages)
+
+    @staticmethod
+    def _redacted(message: ChatMessage, vault: PiiVault) -> ChatMessage:
+        # Most of a prompt has no PII: keep those messages rather than copy each one.
+        content = vault.redact(message.content)
+        return message if content == message.content else replace(message, content=content)
 
     def feed(self, chunk: str) -> str:
         text = self._restorer.feed(chunk) if self._restorer else chunk

@@ -34,6 +34,7 @@ from personae.core.observe import TurnObserver, TurnOutcome, TurnTally
 from personae.core.overrides import NO_OVERRIDES
 from personae.core.ports import ChatModel, ConversationLock, ConversationStore
 from personae.core.prompt import AssembledPrompt, PromptBudget, assemble_prompt, greeting_text
+from personae.core.recent_counts import RecentCounts
 from personae.core.route_choice import RouteChooser
 from personae.core.routing import ModelRoutes
 from personae.core.safety import ContentPolicy, TurnGuard
@@ -66,6 +67,9 @@ from personae.errors import (
 
 log = structlog.get_logger(__name__)
 
+PAGE_MARGIN = 8  # messages read beyond what the last prompt kept: a turn adds two
+KEPT_CONVERSATIONS = 10_000  # conversations whose last prompt size is remembered
+
 
 @dataclass(frozen=True, slots=True)
 class TurnSettings:
@@ -77,6 +81,8 @@ class TurnSettings:
     log_content: bool = False  # log the message and reply texts (at debug level)
     group_max_replies: int = 3  # character replies to one user message in a group, at most
     max_tool_rounds: int = 3  # rounds of model tool calls in one reply (core/tool_loop.py)
+    # Messages read first for a one-to-one prompt; the rest of the window only if they all fit.
+    history_page: int = 64
 
 
 class ChatService:
@@ -117,6 +123,7 @@ class ChatService:
             on_call=lambda skill, ok: self._observer.skill_called(skill, ok=ok),
         )
         self._finishing: set[asyncio.Future[object]] = set()
+        self._kept = RecentCounts(KEPT_CONVERSATIONS)  # history each prompt kept, lately
 
     def validate(self, inbound: InboundMessage) -> Character:
         """Check a message before any work: raises ``CharacterNotFound`` / ``InvalidInput``."""
@@ -468,15 +475,55 @@ class ChatService:
         names: Mapping[str, str] | None = None,
     ) -> AssembledPrompt:
         """The prompt for ``character``'s reply to ``text``. With ``names`` (a group: who is
-        who), the whole shared history as this character sees it, and ``text`` the nudge."""
-        recent = await self._store.recent_messages(
-            opened.conversation.id, limit=self._settings.history_messages + 1
+        who), the whole shared history as this character sees it, and ``text`` the nudge.
+
+        A one-to-one prompt reads the newest page of the window first: the budget is nearly
+        always spent long before the window's end, and every message read is a row turned
+        into an object. Only when the whole page fits are older messages read too; the
+        prompt is then the one the whole window gives (lore scans only the newest
+        ``scan_depth`` messages, the turn number comes from the store)."""
+        window = self._settings.history_messages + 1
+        page = window if names is not None else self._first_page(character, opened, window)
+        whole, prompt = await self._assemble_from(
+            character, model, opened, text, params, names, page
         )
+        if not whole:
+            whole, prompt = await self._assemble_from(
+                character, model, opened, text, params, names, window
+            )
+        if names is None:
+            self._kept.remember(opened.conversation.id, prompt.history_included)
+        return prompt
+
+    def _first_page(self, character: Character, opened: OpenedTurn, window: int) -> int:
+        """As many messages as the conversation's last prompt kept and a turn's worth more
+        (``history_page`` for a conversation not seen lately), and at least what its
+        lorebooks scan."""
+        if opened.user_turn <= 0:  # the lorebook would count turns from the history
+            return window
+        kept = self._kept.get(opened.conversation.id)
+        page = self._settings.history_page if kept is None else kept + PAGE_MARGIN
+        return min(window, max(page, _scanned(character) + 2))
+
+    async def _assemble_from(
+        self,
+        character: Character,
+        model: ChatModel,
+        opened: OpenedTurn,
+        text: str,
+        params: GenerationParams,
+        names: Mapping[str, str] | None,
+        limit: int,
+    ) -> tuple[bool, AssembledPrompt]:
+        """The prompt from the newest ``limit`` messages, and whether it is the prompt the
+        whole window gives: the conversation has no more, or the budget was spent before
+        the oldest message read and every message the lorebooks scan was read."""
+        recent = await self._store.recent_messages(opened.conversation.id, limit=limit)
         if names is None:  # what came before the message answered (a redo's: not its replies)
             history = [m for m in recent if m.seq < opened.message.seq]
         else:
             history = group_history(recent, character.id, names)
-        return assemble_prompt(
+        prompt = assemble_prompt(
             character,
             history=history,
             user_text=text,
@@ -489,6 +536,12 @@ class ChatService:
             pick_seed=opened.conversation.id,  # {{pick:...}} stays the same all conversation
             turn=opened.user_turn or None,  # the lorebook's @@activate_only_after / _every
         )
+        whole = (
+            len(recent) < limit
+            or limit > self._settings.history_messages
+            or (prompt.history_dropped > 0 and len(history) >= _scanned(character))
+        )
+        return whole, prompt
 
     def _params(self, character: Character, inbound: InboundMessage) -> GenerationParams:
         # The caller's wishes win over a variant's, over the character's, over the server's.
@@ -646,3 +699,8 @@ class ChatService:
         """Wait for writes that outlived their cancelled turns (call before closing the store)."""
         if self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
+
+
+def _scanned(character: Character) -> int:
+    """How many of the newest messages the character's lorebooks scan, at most."""
+    return max((book.scan_depth for book in character.books), default=0)

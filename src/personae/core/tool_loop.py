@@ -113,7 +113,7 @@ class ToolLoop:
             if (skill := self._skills.get(name)) is not None
         )
 
-    async def stream(
+    def stream(
         self,
         model: ChatModel,
         request: ChatRequest,
@@ -125,11 +125,19 @@ class ToolLoop:
         """The model's reply to ``request``, tool rounds included. ``outbound`` prepares the
         messages this loop adds for the backend (PII tokens); ``restore`` turns the model's
         arguments back into what the user wrote."""
-        if not request.tools:
-            async with aclosing(model.stream(request)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-            return
+        if not request.tools:  # the model's own stream: no layer of ours on every chunk
+            return model.stream(request)
+        return self._rounds(model, request, context, outbound=outbound, restore=restore)
+
+    async def _rounds(
+        self,
+        model: ChatModel,
+        request: ChatRequest,
+        context: SkillContext,
+        *,
+        outbound: Outbound,
+        restore: Callable[[str], str],
+    ) -> AsyncGenerator[ModelChunk, None]:
         everything = {tool.name for tool in request.tools}
         reply = _Reply(list(request.messages))
         rounds = 0

@@ -203,6 +203,10 @@ class _LiveTrace(TurnTrace):
         self._prompt: AssembledPrompt | None = None
         self._user_message_id = ""
         self._written: asyncio.Future[None] | None = None
+        # A turn whose conversation is known only at its ack (the OpenAI API names none)
+        # starts recording; once the ack shows the conversation is not sampled, it stops:
+        # wrapping every chunk and building a record to throw away cost every such turn.
+        self._recording = True
 
     def clock(self, span: Span) -> Span:
         return _ClockedSpan(span, self._stages)
@@ -216,12 +220,15 @@ class _LiveTrace(TurnTrace):
         self._request, self._prompt = request, prompt
 
     def listen(self, stream: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+        if not self._recording:
+            return stream
         return listening(stream, self._routes.append)
 
     def saw(self, event: TurnEvent) -> None:
         if isinstance(event, MessageAck):
             self._user_message_id = event.message.id
-        elif isinstance(event, MessageDone):
+            self._recording = sampled(event.conversation.id, self._recorder.rate)
+        elif isinstance(event, MessageDone) and self._recording:
             try:
                 self._written = self._recorder.finished(self._record(event))
             except Exception:  # a bug here must not end a turn that has succeeded

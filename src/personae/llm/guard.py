@@ -163,6 +163,13 @@ class LiveReply:
         self._deadline = deadline
         self._ended = False
         self._delivered = False  # whether any text has gone on towards the user
+        # One timer per deadline, not an ``asyncio.timeout`` per chunk (a timer handle
+        # scheduled and cancelled for every token was a tenth of a streamed turn's CPU):
+        # it cancels the read under way, if any, as the timeout would have.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._reader: asyncio.Task[object] | None = None  # the task reading a chunk now
+        self._fired_on: asyncio.Task[object] | None = None  # the read the timer cancelled
 
     async def wait_for_text(self) -> None:
         """Read until a chunk carries non-blank text or a tool call: until then, failing over
@@ -203,6 +210,9 @@ class LiveReply:
         if self._ended:
             return
         self._ended = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         backend, stats = self.backend, self.backend.stats
         try:
             await self._stream.aclose()
@@ -227,6 +237,52 @@ class LiveReply:
         return self.backend.name
 
     async def _next(self, deadline: float | None, *, midway: bool) -> ModelChunk | None:
+        if deadline is None:
+            try:
+                return await anext(self._stream)
+            except StopAsyncIteration:
+                return None
+        loop = asyncio.get_running_loop()
+        if deadline <= loop.time():  # already past (a slow consumer): asyncio's own way
+            return await self._next_by_timeout(deadline, midway=midway)
+        if self._timer_at != deadline:
+            self._arm(loop, deadline)
+        task = asyncio.current_task()
+        assert task is not None  # a coroutine of a running loop is always in a task
+        cancelling = task.cancelling()
+        self._reader = task
+        try:
+            return await anext(self._stream)
+        except StopAsyncIteration:
+            return None
+        except asyncio.CancelledError:
+            if self._fired_on is task:
+                self._fired_on = None
+                # Ours unless someone else asked to cancel too (asyncio.Timeout's rule).
+                if task.uncancel() <= cancelling:
+                    raise self._timed_out(midway=midway) from None
+            raise
+        finally:
+            self._reader = None
+            if self._fired_on is task:  # fired as the read ended anyway: withdraw the cancel
+                self._fired_on = None
+                task.uncancel()
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        reader = self._reader
+        if reader is not None and not reader.done():
+            self._fired_on = reader
+            reader.cancel()
+        # No read under way: the next one finds the deadline past and times out itself.
+
+    async def _next_by_timeout(self, deadline: float, *, midway: bool) -> ModelChunk | None:
         try:
             async with asyncio.timeout_at(deadline) as timer:
                 return await anext(self._stream)

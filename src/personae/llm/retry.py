@@ -59,14 +59,33 @@ async def run_with_retries(
     if policy.retries == 0:  # nothing to retry: skip the machinery
         return await attempt()
     time = time or Timekeeper()
+    started = time.now()
+    # The first round runs outside tenacity: nearly every turn ends there, and building the
+    # retrying machinery each turn cost more than the rest of the routing. A retryable
+    # failure hands over to tenacity as if it had run that round itself.
+    try:
+        return await attempt()
+    except BaseException as exc:
+        if not retryable(exc):
+            raise
+        first: BaseException | None = exc
+
+    async def rounds() -> T:
+        nonlocal first
+        if first is not None:  # tenacity's round 1: the failure already seen
+            failed, first = first, None
+            raise failed
+        return await attempt()
+
     retrying = AsyncRetrying(
         sleep=time.sleep,
-        stop=stop_after_attempt(policy.retries + 1) | _OutOfBudget(policy.budget_s, time.now),
+        stop=stop_after_attempt(policy.retries + 1)
+        | _OutOfBudget(policy.budget_s, time.now, started),
         wait=_FullJitter(policy, time.uniform),
         retry=retry_if_exception(retryable),
         reraise=True,
     )
-    return cast(T, await retrying(attempt))
+    return cast(T, await retrying(rounds))
 
 
 class _FullJitter(wait_base):
@@ -84,10 +103,10 @@ class _OutOfBudget(stop_base):
     """Stop when the next round would start more than ``budget_s`` after the first began
     (tenacity's own ``stop_before_delay`` reads the real clock; this one reads ours)."""
 
-    def __init__(self, budget_s: float, now: Callable[[], float]) -> None:
+    def __init__(self, budget_s: float, now: Callable[[], float], started: float) -> None:
         self.budget_s = budget_s
         self.now = now
-        self.started = now()
+        self.started = started  # when the turn's first round began
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         return self.now() - self.started + (retry_state.upcoming_sleep or 0.0) > self.budget_s

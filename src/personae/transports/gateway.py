@@ -96,8 +96,10 @@ class Gateway:
     replays: Replays | None = None  # None: no POST /api/admin/replays
 
 
-def gateway(request: Request) -> Gateway:
-    """FastAPI dependency: the gateway the lifespan installed, or 503 while starting."""
+async def gateway(request: Request) -> Gateway:
+    """FastAPI dependency: the gateway the lifespan installed, or 503 while starting.
+    ``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency on a worker
+    thread, a hop that cost every request more than the rest of the dependency solving."""
     found = getattr(request.app.state, "gateway", None)
     if not isinstance(found, Gateway):
         raise NotReady("the server is starting")

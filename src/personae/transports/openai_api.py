@@ -8,7 +8,6 @@ character. The response carries the conversation id in the same header.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -24,7 +23,13 @@ from personae.transports.auth import acting_for, principal, self_caller
 from personae.transports.errors import body_for
 from personae.transports.experiments import tags_declared, variant_asked
 from personae.transports.gateway import Gateway, gateway
-from personae.transports.openai_models import ChatCompletionRequest, chunk_body, completion_body
+from personae.transports.openai_models import (
+    ChatCompletionRequest,
+    ContentChunks,
+    chunk_body,
+    completion_body,
+    sse_data,
+)
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 CONVERSATION_HEADER = "X-Personae-Conversation"
@@ -135,6 +140,7 @@ async def _sse(
     include_usage: bool,
 ) -> AsyncIterator[str]:
     created = int(time.time())
+    content = ContentChunks(completion_id=completion_id, created=created, model=model)
 
     def chunk(delta: dict[str, str], finish_reason: str | None = None) -> str:
         body = chunk_body(
@@ -144,7 +150,7 @@ async def _sse(
             delta=delta,
             finish_reason=finish_reason,
         )
-        return _data(body)
+        return sse_data(body)
 
     async def replayed() -> AsyncIterator[TurnEvent]:
         for event in head:
@@ -157,7 +163,7 @@ async def _sse(
         try:
             async for event in replayed():
                 if isinstance(event, MessageDelta):
-                    yield chunk({"content": event.text})
+                    yield content.event(event.text)
                 elif isinstance(event, MessageDone):
                     yield chunk({}, _finish(event.finish_reason))
                     if include_usage:
@@ -166,16 +172,12 @@ async def _sse(
                         )
                         usage_chunk["choices"] = []
                         usage_chunk["usage"] = _usage(event)
-                        yield _data(usage_chunk)
+                        yield sse_data(usage_chunk)
         except PersonaeError as exc:
             # Headers are gone; the OpenAI streaming convention is an ``error`` event.
-            yield _data(body_for(exc)[1])
+            yield sse_data(body_for(exc)[1])
             return
     yield "data: [DONE]\n\n"
-
-
-def _data(body: dict[str, Any]) -> str:
-    return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
 
 
 def _finish(reason: str) -> str:

@@ -3,6 +3,7 @@ Unknown request fields are accepted and ignored, as front ends send many."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -112,3 +113,25 @@ def chunk_body(
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
     }
+
+
+def sse_data(body: dict[str, Any]) -> str:
+    """One server-sent event carrying ``body`` as compact JSON."""
+    return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+
+
+class ContentChunks:
+    """The SSE event of each streamed piece of text: ``sse_data(chunk_body(...))`` for a
+    ``{"content": text}`` delta, the same bytes, with everything but the text encoded once
+    per stream (building and encoding the whole chunk for every token was most of a
+    streamed token's cost in the transport)."""
+
+    def __init__(self, *, completion_id: str, created: int, model: str) -> None:
+        head = chunk_body(completion_id=completion_id, created=created, model=model, delta={})
+        del head["choices"]
+        encoded = json.dumps(head, separators=(",", ":"))
+        self._before = f'data: {encoded[:-1]},"choices":[{{"index":0,"delta":{{"content":'
+        self._after = '},"finish_reason":null,"logprobs":null}]}\n\n'
+
+    def event(self, text: str) -> str:
+        return self._before + json.dumps(text) + self._after

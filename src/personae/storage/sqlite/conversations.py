@@ -458,6 +458,14 @@ def _create_conversation(conn: Connection, user_id: str, character_id: str) -> C
     return conversation
 
 
+_NEW_MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(NewMessage))
+_MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Message))
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({', '.join(_MESSAGE_FIELDS)})"
+    f" VALUES ({', '.join(f':{name}' for name in _MESSAGE_FIELDS)})"
+)
+
+
 def _insert_message(
     conn: Connection, conversation: Conversation, new: NewMessage
 ) -> tuple[Message, Conversation]:
@@ -470,18 +478,19 @@ def _insert_message(
     seq = conversation.last_seq + 1
     if new.swipe_of is not None:  # a regenerated reply: the one shown of its alternatives
         redo.hide_alternatives(conn, conversation.id, new.swipe_of)
-    # Every NewMessage field is a Message field; the store adds id, seq and time.
+    # Every NewMessage field is a Message field; the store adds id, seq and time. Fields are
+    # copied by name, not with dataclasses.asdict: they are all scalars, and asdict's deep
+    # copy cost more than the INSERT.
     message = Message(
         id=new_id("msg"),
         conversation_id=conversation.id,
         seq=seq,
         created_at=stamp,
-        **dataclasses.asdict(new),
+        **{name: getattr(new, name) for name in _NEW_MESSAGE_FIELDS},
     )
-    values = dataclasses.asdict(message)
+    values = {name: getattr(message, name) for name in _MESSAGE_FIELDS}
     values.update(role=new.role.value, status=new.status.value, created_at=as_text(stamp))
-    placeholders = ", ".join(f":{name}" for name in values)
-    conn.execute(f"INSERT INTO messages ({', '.join(values)}) VALUES ({placeholders})", values)
+    conn.execute(_INSERT_MESSAGE, values)
     conn.execute(
         "UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?",
         (seq, as_text(stamp), conversation.id),

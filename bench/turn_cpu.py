@@ -1,0 +1,235 @@
+"""CPU per turn on the hot path, in process (issue 12): µs of this process's CPU per turn, by
+path, over the real runtime (real SQLite in a temp folder, the repo's characters, the default
+settings) with ``personae.testing.FakeChatModel`` as the backend, so only Personae's own work
+is counted.
+
+    .venv/bin/python bench/turn_cpu.py [--turns 1000] [--paths service,http,sse]
+    .venv/bin/python bench/turn_cpu.py --profile http --turns 500    # cProfile, top 40
+
+Paths, each run after its own warm-up:
+
+  service   ``ChatService.turn`` consumed to its end (what every transport pays)
+  http      ``POST /v1/chat/completions`` through the whole ASGI app (middlewares, auth,
+            pydantic, JSON) via httpx's ``ASGITransport``, a whole (non-streaming) reply
+  sse       the same with ``"stream": true``, the SSE body read to ``[DONE]``
+
+Turns go one at a time (no concurrency: the figure is cost, not latency), round robin over
+``--users`` users and the characters, so each conversation's history grows as in a real chat;
+the fake replies with ``--reply-tokens`` tokens. CPU is ``time.process_time`` (every thread:
+the SQLite writer's included), so other processes on a shared machine do not inflate it;
+"of it, loop" is the event loop's thread alone (the rest: SQLite's writer and readers);
+wall time is printed beside it. Log lines are rendered as the server renders them (JSON, at
+``--log-level``, info as shipped) into /dev/null. The garbage collector runs as usual (its
+cost is part of a turn's). The whole run is repeated ``--repeat`` times on fresh databases and
+the cheapest run of each path is shown, with every run's figure beside it: on a shared machine
+the spread is wide (±30 %), and interference only ever adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import itertools
+import json
+import logging
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from personae.app import build_app
+from personae.core.events import MessageDone
+from personae.core.service import ChatService
+from personae.core.types import InboundMessage
+from personae.observability.logging import configure_logging
+from personae.settings import Settings
+from personae.testing import FakeChatModel
+from personae.transports.gateway import Gateway
+
+REPO = Path(__file__).resolve().parent.parent
+PATHS = ("service", "http", "sse")
+
+
+class Turns:
+    """Who speaks to whom next: users round robin, characters cycling at another stride."""
+
+    def __init__(self, users: int, characters: list[str]) -> None:
+        self._users = itertools.cycle([f"cpu-u{i}" for i in range(users)])
+        self._characters = itertools.cycle(characters)
+        self._count = itertools.count()
+
+    def next(self) -> tuple[str, str, str]:
+        n = next(self._count)
+        return next(self._users), next(self._characters), f"Tell me about day {n}, please."
+
+
+async def service_turn(service: ChatService, user: str, character: str, text: str) -> None:
+    inbound = InboundMessage(user=user, character_id=character, text=text)
+    done = False
+    async with aclosing(service.turn(inbound)) as events:
+        async for event in events:
+            done = done or isinstance(event, MessageDone)
+    if not done:
+        raise RuntimeError("the turn ended without MessageDone")
+
+
+async def http_turn(
+    client: httpx.AsyncClient, user: str, character: str, text: str, *, stream: bool
+) -> None:
+    body = {
+        "model": character,
+        "messages": [{"role": "user", "content": text}],
+        "user": user,
+        "stream": stream,
+    }
+    if not stream:
+        response = await client.post("/v1/chat/completions", json=body)
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
+        if not json.loads(response.content)["choices"][0]["message"]["content"]:
+            raise RuntimeError("an empty reply")
+        return
+    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}: {(await response.aread())[:300]!r}")
+        last = ""
+        async for line in response.aiter_lines():
+            if line:
+                last = line
+        if last != "data: [DONE]":
+            raise RuntimeError(f"the stream ended with {last!r}")
+
+
+async def measure(
+    name: str, turn: Callable[[str, str, str], Awaitable[None]], turns: Turns, n: int
+) -> dict[str, Any]:
+    for _ in range(max(20, n // 10)):  # warm-up: caches, first conversations
+        await turn(*turns.next())
+    cpu0, loop0, wall0 = time.process_time(), time.thread_time(), time.perf_counter()
+    for _ in range(n):
+        await turn(*turns.next())
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    loop = time.thread_time() - loop0
+    return {
+        "path": name,
+        "turns": n,
+        "cpu_us_per_turn": round(cpu / n * 1e6, 1),
+        "loop_cpu_us_per_turn": round(loop / n * 1e6, 1),
+        "wall_us_per_turn": round(wall / n * 1e6, 1),
+        "turns_per_cpu_s": round(n / cpu, 1) if cpu else None,
+    }
+
+
+async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="bench-turn-cpu-") as tmp:
+        settings = Settings(  # type: ignore[call-arg]
+            data_dir=Path(tmp) / "data", characters_dir=REPO / "characters"
+        )
+        reply = " ".join(f"word{i}" for i in range(args.reply_tokens))
+        model = FakeChatModel(default_reply=reply, context_window=args.context_tokens)
+        app: FastAPI = build_app(settings, backends={"fake": model})
+        results = []
+        async with app.router.lifespan_context(app):
+            gw: Gateway = app.state.gateway
+            characters = sorted(c.id for c in gw.catalog.all())
+            turns = Turns(args.users, characters)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+
+                async def service(user: str, character: str, text: str) -> None:
+                    model.requests.clear()  # the fake keeps every request; not ours to count
+                    await service_turn(gw.service, user, character, text)
+
+                async def http(user: str, character: str, text: str) -> None:
+                    model.requests.clear()
+                    await http_turn(client, user, character, text, stream=False)
+
+                async def sse(user: str, character: str, text: str) -> None:
+                    model.requests.clear()
+                    await http_turn(client, user, character, text, stream=True)
+
+                runners = {"service": service, "http": http, "sse": sse}
+                for name in args.paths:
+                    if args.profile == name:
+                        profiler = cProfile.Profile(time.thread_time)  # the loop's CPU, not wall
+                        profiler.enable()
+                        results.append(await measure(name, runners[name], turns, args.turns))
+                        profiler.disable()
+                        if args.profile_out:
+                            profiler.dump_stats(args.profile_out)
+                        out = io.StringIO()
+                        stats = pstats.Stats(profiler, stream=out)
+                        stats.sort_stats(args.sort).print_stats(40)
+                        print(out.getvalue(), file=sys.stderr)
+                    else:
+                        results.append(await measure(name, runners[name], turns, args.turns))
+        return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--turns", type=int, default=1000, help="measured turns per path")
+    parser.add_argument("--repeat", type=int, default=3, help="runs, each on a fresh database")
+    parser.add_argument("--users", type=int, default=20, help="users taking turns in rotation")
+    parser.add_argument(
+        "--context-tokens", type=int, default=4096, help="the fake's context window (tokens)"
+    )
+    parser.add_argument("--reply-tokens", type=int, default=20, help="tokens in each fake reply")
+    parser.add_argument(
+        "--paths",
+        type=lambda s: [p for p in s.split(",") if p],
+        default=list(PATHS),
+        help="comma-separated: " + ",".join(PATHS),
+    )
+    parser.add_argument("--profile", choices=PATHS, help="cProfile this path (to stderr)")
+    parser.add_argument("--profile-out", help="also save the cProfile stats to this file")
+    parser.add_argument("--sort", default="cumulative", help="cProfile sort key")
+    parser.add_argument("--log-level", default="info", help="server log level (shipped: info)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    unknown = set(args.paths) - set(PATHS)
+    if args.repeat < 1 or args.turns < 1:
+        parser.error("--repeat and --turns must be at least 1")
+    if unknown:
+        parser.error(f"unknown path(s): {', '.join(sorted(unknown))}")
+    runs: list[list[dict[str, Any]]] = []
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the bench's client, not the server
+    with Path(os.devnull).open("w") as sink:  # the server's JSON log lines, rendered, dropped
+        configure_logging(args.log_level, json=True, stream=sink)
+        for _ in range(args.repeat):
+            runs.append(asyncio.run(run(args)))
+    # Per path, the run that cost least: what other processes took from this one (cache
+    # misses, a busy sibling core) only ever adds, so the minimum is the steadiest figure.
+    results = []
+    for by_path in zip(*runs, strict=True):
+        result = dict(min(by_path, key=lambda r: r["cpu_us_per_turn"]))
+        result["cpu_us_per_turn_runs"] = [r["cpu_us_per_turn"] for r in by_path]
+        results.append(result)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(
+        f"{'path':<8} {'turns':>6} {'CPU µs/turn':>12} {'of it, loop':>12} "
+        f"{'wall µs/turn':>13} {'turns/CPU s':>12}  CPU µs/turn of each run"
+    )
+    for r in results:
+        print(
+            f"{r['path']:<8} {r['turns']:>6} {r['cpu_us_per_turn']:>12.1f} "
+            f"{r['loop_cpu_us_per_turn']:>12.1f} "
+            f"{r['wall_us_per_turn']:>13.1f} {r['turns_per_cpu_s']:>12.1f}  "
+            + " ".join(f"{x:.0f}" for x in r["cpu_us_per_turn_runs"])
+        )
+
+
+if __name__ == "__main__":
+    main()
