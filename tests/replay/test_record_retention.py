@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from personae.app.background import start_retention
+from personae.app.database import open_stores, sqlite_database
 from personae.app.runtime import open_runtime
 from personae.core.supervisor import Supervisor
 from personae.core.types import Role
-from personae.storage.sqlite.database import SqliteDatabase
 from personae.testing import FakeChatModel
 from tests.replay.helpers import replay_settings, say
 
@@ -23,16 +23,13 @@ async def test_old_records_are_purged_and_their_messages_stay(tmp_path: Path) ->
         done = await say(rt, "hello")
         await rt.service.recorder.drain()
         assert rt.turn_records is not None
-        async with AsyncExitStack() as stack, SqliteDatabase(settings.database_path) as database:
+        async with AsyncExitStack() as stack:
+            database = await stack.enter_async_context(sqlite_database(settings))
+            stores = await open_stores(settings, stack, database)
             supervisor = Supervisor()
             stack.push_async_callback(supervisor.close)
             job = await start_retention(
-                settings,
-                stack,
-                supervisor,
-                metrics=None,
-                database=database,
-                turn_records=rt.turn_records,
+                settings, supervisor, metrics=None, stores=stores, turn_records=rt.turn_records
             )
             assert job is not None
             assert set(job.kinds) == {"turn_records"}

@@ -250,3 +250,26 @@ async def test_a_postgres_restart_degrades_readiness_and_nothing_crashes(
             await client.close()
     finally:
         database.remove()
+
+
+async def test_a_key_issued_on_one_node_works_on_the_other_and_its_revoke_at_once(
+    nodes: list[Node],
+) -> None:
+    a, b = nodes
+    async with httpx.AsyncClient(timeout=30) as http:
+        issued = await http.post(
+            f"{a.url}/api/admin/keys", json={"role": "admin", "subject": "ops"}
+        )
+        assert issued.status_code == 201, issued.text
+        key = issued.json()
+        signed = {"Authorization": f"Bearer {key['token']}"}
+        # Node b knows the key (one store for both) and is closed to callers without one.
+        assert (await http.get(f"{b.url}/api/characters")).status_code == 401
+        assert (await http.get(f"{b.url}/api/characters", headers=signed)).status_code == 200
+
+        revoked = await http.delete(f"{a.url}/api/admin/keys/{key['id']}", headers=signed)
+        assert revoked.status_code == 200, revoked.text
+        deadline = time.monotonic() + 2  # under the 5 s key cache: the announcement did it
+        while (await http.get(f"{b.url}/api/characters", headers=signed)).status_code != 401:
+            assert time.monotonic() < deadline, "node b still accepts the revoked key"
+            await asyncio.sleep(0.05)

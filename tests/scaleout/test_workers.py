@@ -86,4 +86,3 @@ async def test_two_workers_on_one_port_serve_conversations_together(
         await client.close()
     said = await asyncio.to_thread(workers.log.read_text)
     assert said.count("Started server process") == 2, said  # two workers, one port
-    assert said.count("turn finished") == 8

@@ -5,10 +5,10 @@ Also what ``/readyz`` says about backends and coordination."""
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
 
 import structlog
 
+from personae.app.database import Stores
 from personae.characters.reload import CharacterFolder
 from personae.characters.watcher import CharacterWatcher
 from personae.core.hub import ConversationHub
@@ -20,8 +20,6 @@ from personae.errors import CoordinationError
 from personae.llm.pool import BackendPool
 from personae.observability.metrics import Metrics
 from personae.settings import Settings
-from personae.storage.sqlite.database import SqliteDatabase
-from personae.storage.sqlite.retention import SqliteAuditRetention, SqliteMessageRetention
 
 log = structlog.get_logger(__name__)
 
@@ -83,23 +81,20 @@ async def end_orphan_turns(hub: ConversationHub, interval_s: float) -> None:
 
 async def start_retention(
     settings: Settings,
-    stack: AsyncExitStack,
     supervisor: Supervisor,
     *,
     metrics: Metrics | None,
     memory: Purgeable | None = None,
-    database: SqliteDatabase,
+    stores: Stores,
     turn_records: Purgeable | None = None,
 ) -> RetentionJob | None:
     """The retention job for the kinds that have a number of days, or None when none do."""
     retention = settings.retention
     kinds: dict[str, Retained] = {}
     if retention.messages_days is not None:
-        messages = await stack.enter_async_context(SqliteMessageRetention(database))
-        kinds["messages"] = Retained(messages, retention.messages_days)
+        kinds["messages"] = Retained(stores.message_retention, retention.messages_days)
     if retention.audit_days is not None:
-        audit = await stack.enter_async_context(SqliteAuditRetention(database))
-        kinds["audit"] = Retained(audit, retention.audit_days)
+        kinds["audit"] = Retained(stores.audit_retention, retention.audit_days)
     if retention.memories_days is not None:
         if memory is None:
             # The memory store is not wired into the runtime yet (the memory work does it):

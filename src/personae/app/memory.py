@@ -24,7 +24,6 @@ from personae.core.supervisor import Supervisor
 from personae.errors import ConfigurationError
 from personae.knowledge.watcher import KnowledgeWatcher
 from personae.settings import MemorySettings, Settings
-from personae.storage.sqlite.audit import SqliteAuditLog
 
 if TYPE_CHECKING:
     from personae.app.database import FactMemoryStore
@@ -190,5 +189,4 @@ async def open_memory_admin(
         stores = await open_stores(settings, stack, database)
         memory = stores.memory(None)
         await stack.enter_async_context(memory)
-        audit = await stack.enter_async_context(SqliteAuditLog(database))
-        yield stores.conversations, memory, audit
+        yield stores.conversations, memory, stores.audit

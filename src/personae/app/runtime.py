@@ -239,7 +239,7 @@ async def open_runtime(
             settings,
             stack,
             metrics_observer=obs.observer,
-            database=database,
+            stores=stores,
             rate_storage=coordination.rate_storage,
         )
         experiments = await open_experiments(
@@ -336,11 +336,10 @@ async def open_runtime(
         memory_store = memory.store if memory is not None else None
         await start_retention(
             settings,
-            stack,
             supervisor,
             metrics=obs.metrics,
             memory=memory_store,
-            database=database,
+            stores=stores,
             turn_records=records,
         )
         # Pushed last, so it stops first: no reload or sweep while the rest shuts down.

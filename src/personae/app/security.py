@@ -1,5 +1,6 @@
 """Keys, JWTs, rate limits and the audit log, wired for one runtime (docs/operations.md,
-"Security"). The stores share the conversation store's database file."""
+"Security"). The stores are the configured backend's (``app/database.py: Stores``): with
+``storage: postgres`` every node shares its keys and audit log."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from limits.aio.storage import Storage
 
-from personae.app.database import sqlite_database
+from personae.app.database import Stores, open_stores, sqlite_database
 from personae.core.observe import TurnObserver
 from personae.core.ports import AuditLog
 from personae.security.api_keys import KeyRegistry
@@ -18,10 +19,6 @@ from personae.security.auth import KeyAuthenticator
 from personae.security.gate import CallerGate
 from personae.security.jwt_tokens import JwtVerifier
 from personae.settings import Settings
-from personae.storage.sqlite.audit import SqliteAuditLog
-from personae.storage.sqlite.database import SqliteDatabase
-from personae.storage.sqlite.keys import SqliteKeyStore
-from personae.storage.sqlite.user_data import SqliteUserData
 from personae.transports.gateway import SecurityPorts
 
 
@@ -38,20 +35,22 @@ async def open_security(
     stack: AsyncExitStack,
     *,
     metrics_observer: TurnObserver,
-    database: SqliteDatabase,
+    stores: Stores,
     rate_storage: Storage | None = None,
 ) -> Security:
-    """Open the stores on ``stack``; rows still queued are written before the log closes."""
-    keys = await stack.enter_async_context(SqliteKeyStore(database))
-    audit = await stack.enter_async_context(SqliteAuditLog(database))
-    users = await stack.enter_async_context(SqliteUserData(database))
-    registry = KeyRegistry(keys, cache_s=settings.security.key_cache_s)
+    """Security over the open ``stores``; rows still queued are written before the stack
+    closes the log."""
+    audit, users = stores.audit, stores.users
+    registry = KeyRegistry(stores.keys, cache_s=settings.security.key_cache_s)
     jwt = settings.security.jwt
     authenticator = KeyAuthenticator(
         static_keys=(k.get_secret_value() for k in settings.api_keys),
         registry=registry,
         jwt=JwtVerifier.from_settings(jwt) if jwt.enabled else None,
     )
+    # Whether the server is open (no key yet) is asked once now, while the store is surely
+    # up: a shared store that goes away later leaves that answer standing.
+    await authenticator.learn_if_open()
     gate = CallerGate.from_settings(
         settings.security.rate_limits, observer=metrics_observer, storage=rate_storage
     )
@@ -68,10 +67,9 @@ async def open_security(
 
 @asynccontextmanager
 async def open_key_admin(settings: Settings) -> AsyncIterator[tuple[KeyRegistry, AuditLog]]:
-    """The key registry and the audit log, for ``personae keys`` (no server needed)."""
-    async with (
-        sqlite_database(settings) as database,
-        SqliteKeyStore(database) as keys,
-        SqliteAuditLog(database) as audit,
-    ):
-        yield KeyRegistry(keys, cache_s=0), audit
+    """The key registry and the audit log, for ``personae keys`` (no server needed), on the
+    configured backend: a key made here is the one every node reads."""
+    async with AsyncExitStack() as stack:
+        database = await stack.enter_async_context(sqlite_database(settings))
+        stores = await open_stores(settings, stack, database)
+        yield KeyRegistry(stores.keys, cache_s=0), stores.audit

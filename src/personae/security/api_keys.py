@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from personae.core.ports import ApiKeys, KeyStore
 from personae.core.types import TENANT_SEPARATOR, AccessRole, ApiKey, IssuedKey
-from personae.errors import Conflict, InvalidInput, NotFound
+from personae.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 
 PREFIX = "pk_"
 _ID_CHARS = 8
@@ -133,7 +133,14 @@ class KeyRegistry(ApiKeys):
         cached = self._cache.get(key_id)
         if cached is not None and now - cached[0] < self.cache_s:
             return cached[1]
-        key = await self.store.get(key_id)
+        try:
+            key = await self.store.get(key_id)
+        except StorageUnavailable:
+            # The shared key store is away: nothing can be issued or revoked meanwhile, so
+            # a key seen before still answers as it did; one never seen fails.
+            if cached is None:
+                raise
+            return cached[1]
         if len(self._cache) > 10_000:  # bounded: unknown ids must not grow it without end
             self._cache.clear()
         self._cache[key_id] = (now, key)

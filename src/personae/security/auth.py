@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from personae.core.ports import Authenticator
 from personae.core.types import AccessRole, Principal
-from personae.errors import NotAuthenticated
+from personae.errors import NotAuthenticated, StorageUnavailable
 from personae.security.api_keys import KeyRegistry, parse_key, secret_matches
 from personae.security.jwt_tokens import JwtVerifier, looks_like_jwt
 
@@ -40,6 +40,7 @@ class KeyAuthenticator(Authenticator):
         # the store on every request cost a round trip per request (bench/gateway_overhead.py).
         self._sealed = bool(self._static) or jwt is not None
         self._open_checked: float | None = None
+        self._answered = False  # the store has said whether a key exists, at least once
 
     async def is_open(self) -> bool:
         if self._sealed or self._registry is None:
@@ -49,9 +50,24 @@ class KeyAuthenticator(Authenticator):
             return False
         now = self._clock()
         if self._open_checked is None or now - self._open_checked >= self._registry.cache_s:
-            self._sealed = await self._registry.store.any_created()
+            try:
+                self._sealed = await self._registry.store.any_created()
+            except StorageUnavailable:
+                # The shared key store is away (storage: postgres): no key can be created
+                # meanwhile, so the last answer (open) still holds; never answered: closed.
+                if not self._answered:
+                    raise
+                return True
+            self._answered = True
             self._open_checked = now
         return not self._sealed
+
+    async def learn_if_open(self) -> None:
+        """Ask the store now whether a key exists (at start-up, while it is surely up), so
+        that an outage later keeps an answer; the first request still asks afresh."""
+        if not self._sealed and self._registry is not None:
+            self._sealed = await self._registry.store.any_created()
+            self._answered = True
 
     async def authenticate(self, credential: str | None) -> Principal:
         if await self.is_open():

@@ -164,8 +164,15 @@ class PostgresDatabase:
         pool = self._pool
         if pool is None:
             raise StorageError(f"cannot {what}: the store is not open", where=self.where)
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         try:
             async with pool.connection() as conn:
+                if task is not None and task.cancelling() > cancels:
+                    # The pool waits with asyncio.wait_for, which on Python 3.11 drops a
+                    # cancel that arrives with the connection (CPython gh-86296): the
+                    # caller would carry on, and a shutdown waiting for it would hang.
+                    raise asyncio.CancelledError
                 return await fn(conn)
         except PoolTimeout as exc:
             raise StorageUnavailable(

@@ -30,7 +30,6 @@ DEFAULT_SYNCHRONOUS: Synchronous = "normal"  # the same as settings.storage.sync
 # cache_size and mmap_size: a memory KNN reads every vector of a partition (15 MiB for 10k
 # MiniLM vectors); with SQLite's default 2 MiB cache each search would go back to the OS.
 _PRAGMAS = (
-    "foreign_keys=ON",
     "busy_timeout=5000",
     f"cache_size=-{64 * 1024}",
     f"mmap_size={256 * 2**20}",
@@ -41,12 +40,17 @@ _savepoints = itertools.count()
 
 
 def connect(
-    path: Path, *, synchronous: Synchronous = DEFAULT_SYNCHRONOUS, read_only: bool = False
+    path: Path,
+    *,
+    synchronous: Synchronous = DEFAULT_SYNCHRONOUS,
+    read_only: bool = False,
+    foreign_keys: bool = True,
 ) -> Connection:
     """Open ``path`` in autocommit mode (we issue BEGIN/COMMIT ourselves), WAL, and pragmas.
 
     ``read_only`` connections refuse writes (``query_only``): a read sent to a reader by
-    mistake fails loudly instead of bypassing the writer.
+    mistake fails loudly instead of bypassing the writer. ``foreign_keys`` off: the
+    conversations that rows here refer to live in another database (storage: postgres).
     """
     conn = sqlean.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
@@ -58,7 +62,8 @@ def connect(
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StorageError(f"{path}: cannot use WAL journal mode (got {mode!r})", path=path)
-        for pragma in (f"synchronous={synchronous.upper()}", *_PRAGMAS):
+        keys = "ON" if foreign_keys else "OFF"
+        for pragma in (f"synchronous={synchronous.upper()}", f"foreign_keys={keys}", *_PRAGMAS):
             conn.execute(f"PRAGMA {pragma}")
         if read_only:
             conn.execute("PRAGMA query_only=ON")

@@ -42,6 +42,7 @@ class SqliteDatabase:
         *,
         synchronous: Synchronous = DEFAULT_SYNCHRONOUS,
         readers: int = DEFAULT_READERS,
+        foreign_keys: bool = True,  # off: its rows refer to conversations kept elsewhere
     ) -> None:
         if synchronous not in ("normal", "full"):
             raise StorageError(
@@ -51,6 +52,7 @@ class SqliteDatabase:
             raise StorageError(f"a database needs at least one reader, not {readers}")
         self.path = path
         self.synchronous: Synchronous = synchronous
+        self.foreign_keys = foreign_keys
         self._readers_size = readers
         self._writer: GroupCommitWriter | None = None
         self._readers: ReaderPool | None = None
@@ -71,7 +73,9 @@ class SqliteDatabase:
     async def _open(self) -> None:
         def start() -> GroupCommitWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return GroupCommitWriter(self.path, synchronous=self.synchronous)
+            return GroupCommitWriter(
+                self.path, synchronous=self.synchronous, foreign_keys=self.foreign_keys
+            )
 
         try:
             self._writer = await asyncio.to_thread(start)

@@ -45,10 +45,10 @@ class Write(Generic[T]):
 class GroupCommitWriter:
     """The write connection of ``path`` and the thread that alone uses it."""
 
-    def __init__(self, path: Path, *, synchronous: Synchronous) -> None:
+    def __init__(self, path: Path, *, synchronous: Synchronous, foreign_keys: bool = True) -> None:
         self.path = path
         self._queue: queue.SimpleQueue[Write[Any] | None] = queue.SimpleQueue()
-        self._conn: Connection = connect(path, synchronous=synchronous)
+        self._conn: Connection = connect(path, synchronous=synchronous, foreign_keys=foreign_keys)
         self._thread = threading.Thread(
             target=self._serve, name=f"personae-sqlite-writer {path.name}", daemon=True
         )

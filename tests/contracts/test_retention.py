@@ -1,43 +1,42 @@
-"""Retention on real SQLite, with a manual clock: what is older than the configured days goes,
-what is newer stays, and a kind that fails does not stop the others."""
+"""Retention purges of messages and audit rows, on SQLite and on PostgreSQL alike, with a
+manual clock: what is older than the configured days goes, what is newer stays, and a kind
+that fails does not stop the others."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from personae.core.ports import AuditLog, ConversationStore
 from personae.core.retention import Retained, RetentionFailed, RetentionJob
-from personae.core.types import AuditEntry, NewMessage, Role
+from personae.core.types import AuditEntry, EventRecord, NewMessage, Role
 from personae.errors import InvalidInput
-from personae.storage.sqlite import SqliteConversationStore
-from personae.storage.sqlite.audit import SqliteAuditLog
-from personae.storage.sqlite.retention import SqliteAuditRetention, SqliteMessageRetention
-from tests.sqlite_snapshot import sqlite_snapshot
+from tests.contracts.shared_stores import Backend, Retention
 
 
 @dataclass
 class Stores:
-    path: Path
-    conversations: SqliteConversationStore
-    audit: SqliteAuditLog
-    messages_retention: SqliteMessageRetention
-    audit_retention: SqliteAuditRetention
+    backend: Backend
+    conversations: ConversationStore
+    audit: AuditLog
+    messages_retention: Retention
+    audit_retention: Retention
 
 
 @pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[Stores]:
-    path = tmp_path / "personae.sqlite3"
+async def stores(shared_backend: Backend) -> AsyncIterator[Stores]:
+    b = shared_backend
     async with (
-        SqliteConversationStore(path) as conversations,
-        SqliteAuditLog(path) as audit,
-        SqliteMessageRetention(path) as messages_retention,
-        SqliteAuditRetention(path) as audit_retention,
+        b.conversations() as conversations,
+        b.audit() as audit,
+        b.message_retention() as messages_retention,
+        b.audit_retention() as audit_retention,
     ):
-        yield Stores(path, conversations, audit, messages_retention, audit_retention)
+        yield Stores(b, conversations, audit, messages_retention, audit_retention)
 
 
 class ManualClock:
@@ -86,7 +85,7 @@ async def test_messages_and_audit_rows_older_than_their_days_are_purged(stores: 
     assert await stores.conversations.get_conversation(old) is None  # emptied and idle: gone
     assert [e.action for e in await stores.audit.query()] == ["user.export", "key.revoke"]
     assert purged == [("messages", 0), ("audit", 1), ("messages", 2), ("audit", 0)]
-    rows = sqlite_snapshot(stores.path)
+    rows = await stores.backend.snapshot()
     assert rows["messages"] == []
     assert rows["conversations"] == []
     assert len(rows["users"]) == 1  # the user stays: erasure is DELETE /api/users/{id}
@@ -115,3 +114,32 @@ async def test_a_naive_date_is_refused(stores: Stores) -> None:
         await stores.messages_retention.purge_before(datetime(2020, 1, 1))
     with pytest.raises(InvalidInput, match="timezone"):
         await stores.audit_retention.purge_before(datetime(2020, 1, 1))
+
+
+async def test_a_purge_keeps_what_is_newer_in_the_same_conversation(stores: Stores) -> None:
+    store = stores.conversations
+    opened = await store.open_turn(
+        external_user_id="sam", character_id="aria", text="old", idempotency_key="k-old"
+    )
+    cid = opened.conversation.id
+    await store.put_state(cid, "mood", {"v": 1}, None)
+    await store.append_events(cid, [EventRecord(1, 1, "message.ack", {"text": "old"})])
+    await asyncio.sleep(0.01)
+    cutoff = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    await store.open_turn(
+        external_user_id="sam", character_id="aria", text="new", idempotency_key="k-new"
+    )
+    await store.append_events(cid, [EventRecord(2, 2, "message.ack", {"text": "new"})])
+
+    assert await stores.messages_retention.purge_before(cutoff) == 1
+
+    assert [m.content for m in await store.list_messages(cid)] == ["new"]
+    assert [e.seq for e in await store.list_events(cid, after_seq=0)] == [2]
+    assert await store.get_conversation(cid) is not None  # it moved since the cutoff
+    assert await store.get_state(cid, "mood") is not None
+    rows = await stores.backend.snapshot()
+    assert [key for key in repr(rows["idempotency_keys"]).split("'") if key.startswith("k-")] == [
+        "k-new"
+    ]  # the old message's key went with it
+    assert await stores.messages_retention.purge_before(cutoff) == 0  # nothing more to do
