@@ -14,9 +14,15 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 
+from personae.app.background import rescan_characters
+from personae.app.coordination import Coordination
+from personae.characters.reload import CharacterFolder
 from personae.core.events import ConversationEvent
+from personae.core.experiments.admin import ExperimentAdmin
 from personae.core.ports import EventBus
+from personae.core.supervisor import Supervisor
 from personae.errors import CoordinationError
+from personae.security.api_keys import KeyRegistry
 
 log = structlog.get_logger(__name__)
 
@@ -69,3 +75,32 @@ class NodeSync:
                     log.exception("reload after another node's change failed", what=event.event)
                 else:
                     log.info("reloaded after another node's change", what=event.event)
+
+
+def start_node_sync(
+    coordination: Coordination,
+    supervisor: Supervisor,
+    *,
+    characters: CharacterFolder,
+    experiments: ExperimentAdmin,
+    keys: KeyRegistry,
+) -> NodeSync:
+    """Announce this node's changes and apply the others' (a supervised listener)."""
+
+    async def forget_keys() -> None:
+        keys.forget()
+
+    sync = NodeSync(
+        coordination.bus,
+        coordination.node,
+        {
+            CHARACTERS: lambda: rescan_characters(characters),
+            EXPERIMENTS: experiments.refresh,
+            KEYS: forget_keys,
+        },
+    )
+    characters.on_change = sync.announcer(CHARACTERS)
+    experiments.on_change = sync.announcer(EXPERIMENTS)
+    keys.on_change = sync.announcer(KEYS)
+    supervisor.start("node-sync", sync.listen)
+    return sync

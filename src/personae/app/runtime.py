@@ -22,7 +22,6 @@ from personae.app.background import (
     SupervisedWatcher,
     backend_checks,
     end_orphan_turns,
-    rescan_characters,
     start_retention,
     sweep_sessions,
 )
@@ -33,7 +32,7 @@ from personae.app.database import open_stores, sqlite_database
 from personae.app.experiments import open_experiments
 from personae.app.mcp import mcp_checks, mcp_endpoint, open_mcp_skills, serving_mcp
 from personae.app.memory import midterm_model, open_memory
-from personae.app.node_sync import CHARACTERS, EXPERIMENTS, KEYS, NodeSync
+from personae.app.node_sync import start_node_sync
 from personae.app.observability import build_observability, watch_live_state
 from personae.app.replay import ServerReplays, open_turn_records, server_replays
 from personae.app.security import open_security
@@ -294,25 +293,14 @@ async def open_runtime(
         if coordination.shared:  # turns of nodes that died end here, with an error event
             orphan_s = settings.coordination.visibility_timeout_s / 3
             supervisor.start("orphan-turns", lambda: end_orphan_turns(hub, orphan_s))
-            # Characters and experiments changed on one node reload on every other at once.
-            keys = security.registry
-
-            async def forget_keys() -> None:
-                keys.forget()
-
-            sync = NodeSync(
-                coordination.bus,
-                coordination.node,
-                {
-                    CHARACTERS: lambda: rescan_characters(characters),
-                    EXPERIMENTS: experiments.admin.refresh,
-                    KEYS: forget_keys,
-                },
+            # Characters, experiments and API keys changed on one node reach every other.
+            start_node_sync(
+                coordination,
+                supervisor,
+                characters=characters,
+                experiments=experiments.admin,
+                keys=security.registry,
             )
-            characters.on_change = sync.announcer(CHARACTERS)
-            experiments.admin.on_change = sync.announcer(EXPERIMENTS)
-            keys.on_change = sync.announcer(KEYS)
-            supervisor.start("node-sync", sync.listen)
         # Running turns finish (or end with an error event) before anything closes.
         stack.push_async_callback(hub.close, grace_s=realtime.shutdown_grace_s)
         watcher = SupervisedWatcher(characters)  # also what the metrics read of characters
