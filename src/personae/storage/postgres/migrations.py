@@ -10,17 +10,14 @@ write into a newer schema.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from psycopg import AsyncConnection
 
 from personae.errors import StorageError
-
-_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+from personae.storage.sqlite.migrations import Migration
+from personae.storage.sqlite.migrations import load_migrations as load_migration_files
 
 #: The advisory lock every node takes around migrating ("personae" in ASCII).
 MIGRATION_LOCK = 0x706572736F6E6165
@@ -34,25 +31,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-
 def load_migrations() -> list[Migration]:
-    """The migrations shipped in this package, in order."""
-    folder = resources.files(__package__ or "personae.storage.postgres") / "migrations"
-    found: list[Migration] = []
-    for entry in folder.iterdir():
-        match = _FILE.match(entry.name)
-        if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        raise StorageError(f"migrations are not numbered 1..{len(found)} without gaps")
-    return found
+    """The migrations shipped in this package, in order (read as SQLite's are)."""
+    return load_migration_files("personae.storage.postgres")
 
 
 async def migrate(

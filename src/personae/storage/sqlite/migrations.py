@@ -38,9 +38,10 @@ class Migration:
     sql: str
 
 
-def load_migrations() -> list[Migration]:
-    """The migrations shipped in this package, in order."""
-    folder = resources.files(__package__ or "personae.storage.sqlite") / "migrations"
+def load_migrations(package: str = "personae.storage.sqlite") -> list[Migration]:
+    """The migrations shipped in ``package``'s ``migrations`` folder, in order (PostgreSQL's
+    come through here too)."""
+    folder = resources.files(package) / "migrations"
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = _FILE.match(entry.name)
