@@ -64,7 +64,7 @@ class Connection:
         self._refused_in_a_row = 0
         self._group: asyncio.TaskGroup | None = None
         self._writing = False  # a writer task is draining the outbox
-        self._last_window = -1  # the coalescing window of the last delta frame sent
+        self._delta_pace: Bucket | None = None  # made at the first delta: idle ones never need it
         self._last_heard = time.monotonic()
 
     def _move(self, to: ConnectionState) -> None:
@@ -441,18 +441,18 @@ class Connection:
             self._writing = False
 
     async def _coalesce(self, frame: dict[str, Any]) -> dict[str, Any]:
-        # At most one delta frame per coalescing window: a delta whose window has had its frame
-        # waits for the next window, then goes out with everything of its conversation that
-        # queued up meanwhile. Windows are fixed slots of the clock, not spans counted from the
-        # last send: counted from the last send, one late frame would make every later one
-        # wait as long (tokens arriving every 20 ms would all lag by the worst delay yet).
-        slot_s = self.limits.coalesce_s
-        now = time.monotonic()
-        window = int(now / slot_s)
-        if window <= self._last_window:
-            window = self._last_window + 1
-            await asyncio.sleep(window * slot_s - now)
-        self._last_window = window
+        # Delta frames are paced by a token bucket: one frame per coalescing window on average,
+        # with a burst of a few. A reply at about one token per window (50 tokens/s) then goes
+        # out token by token as it comes, jitter and all, while a faster one is held to one
+        # frame per window, each carrying what queued up meanwhile. Fixed window slots made
+        # every such token wait for the next slot (10 ms on average); a window counted from
+        # the last send made every token wait as long as the latest one had.
+        pace = self._delta_pace
+        if pace is None:
+            pace = self._delta_pace = Bucket(1 / self.limits.coalesce_s, self.limits.delta_burst)
+        wait = pace.reserve()
+        if wait:
+            await asyncio.sleep(wait)
         return self.outbox.take_deltas_after(frame)
 
     async def _send_now(self, frame: dict[str, Any]) -> None:
