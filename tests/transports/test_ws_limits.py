@@ -2,24 +2,15 @@ import pytest
 
 from personae.transports import ws_limits
 from personae.transports.ws_limits import Bucket
+from tests.conftest import ManualClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture(autouse=True)
+def _bucket_clock(clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ws_limits.time, "monotonic", clock)
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(ws_limits.time, "monotonic", fake)
-    return fake
-
-
-def test_a_bucket_lets_a_burst_through_then_paces(clock: Clock) -> None:
+def test_a_bucket_lets_a_burst_through_then_paces(clock: ManualClock) -> None:
     bucket = Bucket(rate=50.0, burst=3)  # one per 20 ms
     assert [bucket.take() for _ in range(3)] == [None, None, None]
     wait = bucket.take()
@@ -29,7 +20,7 @@ def test_a_bucket_lets_a_burst_through_then_paces(clock: Clock) -> None:
     assert bucket.take() == pytest.approx(0.02, abs=1e-3)
 
 
-def test_a_bucket_refills_up_to_its_burst_only(clock: Clock) -> None:
+def test_a_bucket_refills_up_to_its_burst_only(clock: ManualClock) -> None:
     bucket = Bucket(rate=50.0, burst=3)
     for _ in range(3):
         bucket.take()
@@ -38,7 +29,7 @@ def test_a_bucket_refills_up_to_its_burst_only(clock: Clock) -> None:
     assert bucket.take() is not None
 
 
-def test_a_reservation_is_spent_and_says_how_long_to_wait(clock: Clock) -> None:
+def test_a_reservation_is_spent_and_says_how_long_to_wait(clock: ManualClock) -> None:
     bucket = Bucket(rate=50.0, burst=2)
     assert [bucket.reserve() for _ in range(2)] == [0.0, 0.0]
     assert bucket.reserve() == pytest.approx(0.02)
@@ -47,10 +38,10 @@ def test_a_reservation_is_spent_and_says_how_long_to_wait(clock: Clock) -> None:
     assert bucket.reserve() == pytest.approx(0.02)
 
 
-def test_waiting_longer_than_told_is_credited_so_the_pace_does_not_drift(clock: Clock) -> None:
+def test_waiting_longer_than_told_is_credited_so_the_pace_holds(clock: ManualClock) -> None:
     bucket = Bucket(rate=50.0, burst=3)
     sent = 0
-    while clock.now < 101.0:  # one second of frames, every wait overshooting by 5 ms
+    while clock.now < 1001.0:  # one second of frames, every wait overshooting by 5 ms
         wait = bucket.reserve()
         clock.now += wait + 0.005 if wait else 0.0
         sent += 1
