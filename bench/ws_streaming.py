@@ -45,6 +45,11 @@ figures are those of the whole machine saturating, not of the server alone; the 
 and the client's own loop lag (a 10 ms sleeper's overshoot) are printed so that this can be
 judged. The client's garbage collector is off while it measures.
 
+``--direct`` first reads each level's streams straight from the fake backend (streamed chat
+completions over aiohttp, no Personae between): the floor, what the backend, loopback and this
+client cost at that load on this machine. The server's added latency means something only
+where that floor is low.
+
 ``--per-connection K`` (1..3) puts K conversations on one connection, each with a different
 character (a user's turns with one character run one after another). ``--lenient-backend``
 gives the server a 60 s backend connect timeout and no circuit breaker: with the defaults an
@@ -74,6 +79,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import uvloop
 from _server import (
     CpuMeter,
@@ -306,6 +312,72 @@ class Streams:
         await asyncio.wait(self.readers, timeout=10)
 
 
+class DirectStreams(Streams):
+    """The floor (``--direct``): the same conversations read straight from the fake backend
+    (streamed chat completions over aiohttp, one HTTP connection each), no Personae between.
+    Its latency per token is what the machine itself costs at that load (the backend
+    emitting, loopback, this client reading); each token chunk counts as one frame."""
+
+    def __init__(self, base_url: str, conversations: int) -> None:
+        super().__init__(base_url, conversations, per_connection=1)
+        self.session: aiohttp.ClientSession | None = None
+
+    async def open_all(self, concurrency: int) -> list[tuple[None, list[Conversation]]]:
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=60),
+        )
+        return [(None, group) for group in self.groups()]
+
+    async def send_all(self, pairs: list[tuple[None, list[Conversation]]]) -> None:
+        for _, group in pairs:
+            for conversation in group:
+                conversation.sent_at = time.perf_counter()
+                self.readers.append(asyncio.create_task(self._stream(conversation)))
+
+    async def _stream(self, conversation: Conversation) -> None:
+        assert self.session is not None
+        body = {
+            "model": "bench-fake",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": f"benchmark message {conversation.index}"}],
+        }
+        seq = 0
+        try:
+            async with self.session.post(f"{self.url}/v1/chat/completions", json=body) as answer:
+                conversation.answered_at = time.perf_counter()
+                async for line in answer.content:
+                    receive_ns = time.time_ns()
+                    if not line.startswith(b"data: "):
+                        continue
+                    data = line[6:].strip()
+                    if data == b"[DONE]":
+                        break
+                    chunk: dict[str, Any] = json.loads(data)
+                    usage = chunk.get("usage")
+                    if usage:
+                        conversation.completion_tokens = usage.get("completion_tokens")
+                    choices = chunk.get("choices") or []
+                    text = choices[0].get("delta", {}).get("content") if choices else None
+                    if text:
+                        seq += 1
+                        conversation.seqs.append(seq)
+                        self._delta(conversation, text, 1, receive_ns)
+            self._end(conversation, "done")
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            self.figures.errors[type(exc).__name__] += 1
+            self._end(conversation, "error")
+
+    async def close(self) -> None:
+        self.closing = True
+        for reader in self.readers:
+            reader.cancel()
+        await asyncio.wait(self.readers, timeout=10)
+        if self.session is not None:
+            await self.session.close()
+
+
 def _request(request_id: str, method: str, params: dict[str, Any]) -> str:
     frame = {"type": "req", "id": request_id, "method": method, "params": params}
     return json.dumps(frame, separators=(",", ":"))
@@ -319,18 +391,25 @@ def _fake_stats(fake: Subprocess, reset: bool = False) -> dict[str, Any]:
 
 
 async def run_level(
-    args: argparse.Namespace, conversations: int, server: Subprocess, fake: Subprocess
+    args: argparse.Namespace, conversations: int, server: Subprocess | None, fake: Subprocess
 ) -> dict[str, Any]:
+    """One level through Personae (``server``), or straight from the backend (None)."""
     gc.disable()  # this process measures: its collector's pauses would count against the server
-    streams = Streams(
-        server.url.replace("http", "ws", 1) + "/ws", conversations, args.per_connection
-    )
+    streams: Streams
+    if server is None:
+        streams = DirectStreams(fake.url, conversations)
+    else:
+        url = server.url.replace("http", "ws", 1) + "/ws"
+        streams = Streams(url, conversations, args.per_connection)
     pairs = await streams.open_all(args.open_concurrency)
     note(f"{len(pairs)} connections open; sending {conversations} messages")
     await asyncio.to_thread(_fake_stats, fake, True)
-    rss_before = rss_kib(server.pid)
+    watched = {"fake_llm": fake.pid, "client": os.getpid()}
+    if server is not None:
+        watched["server"] = server.pid
+    rss_before = rss_kib(server.pid) if server else 0
     lag = LoopLag()
-    cpu = CpuMeter({"server": server.pid, "fake_llm": fake.pid, "client": os.getpid()})
+    cpu = CpuMeter(watched)
     lag.start()
     cpu.start()
     started = time.perf_counter()
@@ -346,12 +425,14 @@ async def run_level(
         "elapsed_s": round(time.perf_counter() - started, 2),
         "cpu_cores_used": cpu.stop(),
         "client_loop_lag_ms": lag.stop(),
-        "server_rss_kib": {"before": rss_before, "after": rss_kib(server.pid)},
+        "server_rss_kib": {"before": rss_before, "after": rss_kib(server.pid) if server else 0},
     }
     backend = await asyncio.to_thread(_fake_stats, fake)
     await streams.close()
     gc.enable()
-    return summarise(args, streams, backend, measured)
+    figures = summarise(args, streams, backend, measured)
+    figures["target"] = "personae" if server else "direct"
+    return figures
 
 
 def summarise(
@@ -455,6 +536,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         ]
         with Subprocess(fake_argv, name="fake-llm", cwd=Path(root)) as fake:
             for n, level in enumerate(levels):
+                if args.direct:
+                    note(f"level {level}: straight from the backend")
+                    figures = uvloop.run(run_level(args, level, None, fake))
+                    figures["load_average_before"] = args.load_before
+                    results.append(figures)
+                    args.load_before = load_average()
                 data_root = Path(root) / f"level-{n}-{level}"
                 data_root.mkdir()
                 server = personae_server(
@@ -537,14 +624,23 @@ def report(results: list[dict[str, Any]]) -> None:
     )
     spread("send -> answer", "send_to_answer_ms", "p50", "p99")
     spread("send -> first delta", "send_to_first_delta_ms", "p50", "p99")
-    row("CPU cores: server", lambda f: f["cpu_cores_used"]["server"])
+    row("CPU cores: server", lambda f: f["cpu_cores_used"].get("server", "-"))
     row("  fake backend", lambda f: f["cpu_cores_used"]["fake_llm"])
     row("  client (this process)", lambda f: f["cpu_cores_used"]["client"])
     row("  whole machine", lambda f: "{machine} of {machine_cores}".format(**f["cpu_cores_used"]))
     spread("client loop lag", "client_loop_lag_ms", "p99")
-    row("server RSS after, MiB", lambda f: f"{f['server_rss_kib']['after'] / 1024:.0f}")
+    row(
+        "server RSS after, MiB",
+        lambda f: f"{f['server_rss_kib']['after'] / 1024:.0f}" if f["target"] != "direct" else "-",
+    )
     row("load average before", lambda f: f["load_average_before"])
-    header = ("", *(f"{f['conversations']} conversations" for f in results))
+    header = (
+        "",
+        *(
+            f"{f['conversations']} conversations" + (", direct" if f["target"] == "direct" else "")
+            for f in results
+        ),
+    )
     print_table("ws_streaming: concurrent conversations streaming over WebSocket", rows, header)
     for figures in results:
         if figures["error_messages"]:
@@ -576,6 +672,11 @@ def main() -> None:
         "--lenient-backend",
         action="store_true",
         help="60 s backend connect timeout and no circuit breaking (default: the server's own)",
+    )
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="at each level, read the same streams straight from the backend first (the floor)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
