@@ -144,7 +144,8 @@ async def test_the_hub_reports_refusals_by_reason(rig: Rig) -> None:
         store=rig.store,
         bus=LocalEventBus(),
         lock=LocalConversationLock(),
-        admission=Admission(max_concurrent=1, max_queued=0, enqueue_timeout_s=1),
+        # Admission counts its own refusals (shared by every transport), the hub the rest.
+        admission=Admission(max_concurrent=1, max_queued=0, enqueue_timeout_s=1, observer=seen),
         reject_when_busy=True,
         observer=seen,
     )

@@ -77,6 +77,7 @@ def mcp_ports(runtime: Runtime) -> McpPorts:
         store=runtime.store,
         authenticator=runtime.authenticator,
         acting_for=end_user,  # the HTTP API's rule: whom a caller may act for
+        admission=runtime.hub.admission,  # the same bounds as every other turn
         memory=runtime.memory,
         gate=runtime.security.gate if runtime.security is not None else None,
     )

@@ -129,6 +129,7 @@ class Runtime:
             authenticator=self.authenticator,
             readiness=self.readiness,
             hub=self.hub,
+            admission=self.hub.admission,
             ws_limits=ws_limits(self.settings),
             connections=self.connections,
             metrics=self.metrics.render if self.metrics is not None else None,
@@ -279,7 +280,8 @@ async def open_runtime(
                 max_queued=realtime.max_queued_turns,
                 enqueue_timeout_s=realtime.enqueue_timeout_s,
                 retry_after_s=realtime.retry_after_s,
-            ),
+                observer=obs.observer,
+            ),  # one per process: HTTP and MCP turns take their slots here too (hub.admission)
             sessions=SessionRegistry(idle_expiry_s=realtime.session_idle_expiry_s),
             reject_when_busy=realtime.busy_policy == "reject",
             observer=obs.observer,

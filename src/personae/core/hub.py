@@ -126,12 +126,19 @@ class ConversationHub:
         self._accepting = True
 
     @property
+    def admission(self) -> Admission:
+        """The process's admission control, shared with the transports that run turns
+        themselves (HTTP, MCP), so one set of bounds covers every turn."""
+        return self._admission
+
+    @property
     def running_turns(self) -> int:
-        return len(self._tasks)
+        """Turns holding a slot, whichever transport started them."""
+        return self._admission.running
 
     @property
     def queued_turns(self) -> int:
-        """Sends waiting for a free slot (admission control)."""
+        """Turns waiting for a free slot (admission control)."""
         return self._admission.queued
 
     def start(self, *, sweep_interval_s: float) -> None:
@@ -155,11 +162,7 @@ class ConversationHub:
         if self._reject_when_busy and self._busy.get(key):
             self.observer.request_rejected("busy")
             raise Busy("a reply is being generated in this conversation; try again after it")
-        try:
-            await self._admission.acquire()
-        except Overloaded:
-            self.observer.request_rejected("overloaded")
-            raise
+        await self._admission.acquire()  # a refusal is counted by the admission's observer
         accepted: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(
             self._run(dataclasses.replace(inbound, durable_ack=True), accepted)

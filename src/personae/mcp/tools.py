@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from personae.core.admission import Admission
 from personae.core.catalog import CharacterCatalog
 from personae.core.events import MessageAck, MessageDone
 from personae.core.memory.items import MemoryItem, Partition
@@ -45,6 +46,7 @@ class McpPorts:
     store: ConversationStore
     authenticator: Authenticator
     acting_for: ActingFor
+    admission: Admission  # the process's bounds on turns, shared with every transport
     memory: MemoryStore | None = None  # None: memory is off
     gate: RequestGate | None = None  # None: no rate limits
 
@@ -163,10 +165,14 @@ class PersonaeTools:
             new_conversation=conversation == NEW_CONVERSATION,
             channel=CHANNEL,
         )
-        self.ports.service.validate(inbound)
+        self.ports.service.validate(inbound)  # before the slot: a bad call takes none
         conversation_id = ""
         done: MessageDone | None = None
-        async with aclosing(self.ports.service.turn(inbound)) as events:
+        # Past the bounds: Overloaded, a tool error that says to retry later.
+        async with (
+            self.ports.admission.slot(),
+            aclosing(self.ports.service.turn(inbound)) as events,
+        ):
             async for event in events:
                 if isinstance(event, MessageAck):
                     conversation_id = event.conversation.id

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from fastapi import Request
 
+from personae.core.admission import Admission
 from personae.core.catalog import CharacterCatalog, CharacterVersion
 from personae.core.experiments.admin import ExperimentAdmin
 from personae.core.hub import ConversationHub
@@ -83,6 +84,7 @@ class Gateway:
     store: ConversationStore
     authenticator: Authenticator
     readiness: ReadinessCheck
+    admission: Admission  # the process's bounds on turns; HTTP and MCP take slots here too
     hub: ConversationHub | None = None
     ws_limits: WsLimits = field(default_factory=WsLimits)
     connections: set[Any] = field(default_factory=set)  # open WebSocket connections

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
+from contextlib import AsyncExitStack, aclosing
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from personae.core.events import MessageAck, MessageDelta, MessageDone, TurnEvent
 from personae.core.types import Caller, InboundMessage, Principal, SamplingOverrides
@@ -81,24 +82,26 @@ async def chat_completions(
         tags=tags_declared(request),
         forced_variant=variant_asked(request),
     )
-    gw.service.validate(inbound)  # fail fast, before any turn state exists
-    events = gw.service.turn(inbound)
-    # Run the turn up to its first reply token before answering, so that a backend that is
-    # down still gets a proper error status, even for streaming requests.
-    try:
+    # Fail fast, before any turn state exists: a bad request takes no slot.
+    gw.service.validate(inbound)
+    async with AsyncExitStack() as held:  # what the turn holds until its reply ends
+        # The process's bounds, shared with every transport (docs/protocol.md, "Limits and
+        # closing"): past them, Overloaded is a 503 with Retry-After, at once or after
+        # enqueue_timeout_s in line.
+        await held.enter_async_context(gw.admission.slot())
+        events = await held.enter_async_context(aclosing(gw.service.turn(inbound)))
+        # Run the turn up to its first reply token before answering, so that a backend that is
+        # down still gets a proper error status, even for streaming requests.
         head = await _until_first_output(events)
-    except BaseException:
-        await events.aclose()
-        raise
-    ack = head[0]
-    assert isinstance(ack, MessageAck)
-    headers = {CONVERSATION_HEADER: ack.conversation.id}
-    completion_id = f"chatcmpl-{ack.message.id.removeprefix('msg_')}"
-    if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        stream = _sse(head, events, completion_id, body.model, include_usage)
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
-    async with aclosing(events):
+        ack = head[0]
+        assert isinstance(ack, MessageAck)
+        headers = {CONVERSATION_HEADER: ack.conversation.id}
+        completion_id = f"chatcmpl-{ack.message.id.removeprefix('msg_')}"
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            stream = _sse(head, events, completion_id, body.model, include_usage)
+            held.push_async_callback(stream.aclose)
+            return HeldStreamingResponse(stream, held.pop_all(), headers=headers)
         done = await _until_done(head, events)
     return JSONResponse(
         completion_body(
@@ -111,6 +114,20 @@ async def chat_completions(
         ),
         headers=headers,
     )
+
+
+class HeldStreamingResponse(StreamingResponse):
+    """An SSE response that lets go of what its turn holds (the slot, the turn's events) once
+    it ends, however it ends: finished, failed, the client gone mid-stream, or gone before the
+    first byte so the body was never iterated. A slot kept would be a slot lost for good."""
+
+    def __init__(self, stream: AsyncIterator[str], held: AsyncExitStack, **kwargs: Any) -> None:
+        super().__init__(stream, media_type="text/event-stream", **kwargs)
+        self._held = held
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with self._held:
+            await super().__call__(scope, receive, send)
 
 
 async def _until_first_output(events: AsyncIterator[TurnEvent]) -> list[TurnEvent]:
@@ -138,7 +155,7 @@ async def _sse(
     completion_id: str,
     model: str,
     include_usage: bool,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     created = int(time.time())
     content = ContentChunks(completion_id=completion_id, created=created, model=model)
 
