@@ -12,6 +12,10 @@ Paths, each run after its own warm-up:
   http      ``POST /v1/chat/completions`` through the whole ASGI app (middlewares, auth,
             pydantic, JSON) via httpx's ``ASGITransport``, a whole (non-streaming) reply
   sse       the same with ``"stream": true``, the SSE body read to ``[DONE]``
+  backend   the ``service`` loop with the real ``OpenAICompatChatModel`` (streaming) as the
+            backend, talking to a ``personae fake-llm`` subprocess on loopback (no wait for
+            the first token, no pacing): this process's figure then includes the backend HTTP
+            client, while the fake's own CPU is its process's, not counted
 
 Turns go one at a time (no concurrency: the figure is cost, not latency), round robin over
 ``--users`` users and the characters, so each conversation's history grows as in a real chat;
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import itertools
@@ -45,19 +50,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _server import fake_llm
 from fastapi import FastAPI
 
 from personae.app import build_app
 from personae.core.events import MessageDone
+from personae.core.ports import ChatModel
 from personae.core.service import ChatService
 from personae.core.types import InboundMessage
+from personae.llm.openai_compat import OpenAICompatChatModel
 from personae.observability.logging import configure_logging
 from personae.settings import Settings
 from personae.testing import FakeChatModel
 from personae.transports.gateway import Gateway
 
 REPO = Path(__file__).resolve().parent.parent
-PATHS = ("service", "http", "sse")
+PATHS = ("service", "http", "sse", "backend")
+IN_PROCESS = ("service", "http", "sse")  # over FakeChatModel
 
 
 class Turns:
@@ -130,50 +139,94 @@ async def measure(
     }
 
 
-async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+async def run(args: argparse.Namespace, upstream: str | None) -> list[dict[str, Any]]:
+    """One run of every path asked for, on fresh databases; ``upstream`` is the fake-llm's
+    OpenAI base URL (the ``backend`` path)."""
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-turn-cpu-") as tmp:
-        settings = Settings(  # type: ignore[call-arg]
-            data_dir=Path(tmp) / "data", characters_dir=REPO / "characters"
-        )
-        reply = " ".join(f"word{i}" for i in range(args.reply_tokens))
-        model = FakeChatModel(default_reply=reply, context_window=args.context_tokens)
-        app: FastAPI = build_app(settings, backends={"fake": model})
-        results = []
-        async with app.router.lifespan_context(app):
-            gw: Gateway = app.state.gateway
-            characters = sorted(c.id for c in gw.catalog.all())
-            turns = Turns(args.users, characters)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        local = [p for p in args.paths if p in IN_PROCESS]
+        if local:
+            results += await run_in_process(args, Path(tmp) / "data", local)
+        if "backend" in args.paths:
+            assert upstream is not None
+            results.append(await run_backend(args, Path(tmp) / "data-backend", upstream))
+    return results
 
-                async def service(user: str, character: str, text: str) -> None:
-                    model.requests.clear()  # the fake keeps every request; not ours to count
-                    await service_turn(gw.service, user, character, text)
 
-                async def http(user: str, character: str, text: str) -> None:
-                    model.requests.clear()
-                    await http_turn(client, user, character, text, stream=False)
+def bench_settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir, characters_dir=REPO / "characters")  # type: ignore[call-arg]
 
-                async def sse(user: str, character: str, text: str) -> None:
-                    model.requests.clear()
-                    await http_turn(client, user, character, text, stream=True)
 
-                runners = {"service": service, "http": http, "sse": sse}
-                for name in args.paths:
-                    if args.profile == name:
-                        profiler = cProfile.Profile(time.thread_time)  # the loop's CPU, not wall
-                        profiler.enable()
-                        results.append(await measure(name, runners[name], turns, args.turns))
-                        profiler.disable()
-                        if args.profile_out:
-                            profiler.dump_stats(args.profile_out)
-                        out = io.StringIO()
-                        stats = pstats.Stats(profiler, stream=out)
-                        stats.sort_stats(args.sort).print_stats(40)
-                        print(out.getvalue(), file=sys.stderr)
-                    else:
-                        results.append(await measure(name, runners[name], turns, args.turns))
-        return results
+async def run_in_process(
+    args: argparse.Namespace, data_dir: Path, paths: list[str]
+) -> list[dict[str, Any]]:
+    reply = " ".join(f"word{i}" for i in range(args.reply_tokens))
+    model = FakeChatModel(default_reply=reply, context_window=args.context_tokens)
+    app: FastAPI = build_app(bench_settings(data_dir), backends={"fake": model})
+    results = []
+    async with app.router.lifespan_context(app):
+        gw: Gateway = app.state.gateway
+        turns = Turns(args.users, sorted(c.id for c in gw.catalog.all()))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+
+            async def service(user: str, character: str, text: str) -> None:
+                model.requests.clear()  # the fake keeps every request; not ours to count
+                await service_turn(gw.service, user, character, text)
+
+            async def http(user: str, character: str, text: str) -> None:
+                model.requests.clear()
+                await http_turn(client, user, character, text, stream=False)
+
+            async def sse(user: str, character: str, text: str) -> None:
+                model.requests.clear()
+                await http_turn(client, user, character, text, stream=True)
+
+            runners = {"service": service, "http": http, "sse": sse}
+            for name in paths:
+                results.append(await measured(args, name, runners[name], turns))
+    return results
+
+
+async def run_backend(args: argparse.Namespace, data_dir: Path, upstream: str) -> dict[str, Any]:
+    model: ChatModel = OpenAICompatChatModel(
+        name="upstream",
+        model="bench-fake",
+        base_url=upstream,
+        api_key="bench",
+        context_window=args.context_tokens,
+    )
+    app: FastAPI = build_app(bench_settings(data_dir), backends={"upstream": model})
+    async with app.router.lifespan_context(app):
+        gw: Gateway = app.state.gateway
+        turns = Turns(args.users, sorted(c.id for c in gw.catalog.all()))
+
+        async def backend(user: str, character: str, text: str) -> None:
+            await service_turn(gw.service, user, character, text)
+
+        return await measured(args, "backend", backend, turns)
+
+
+async def measured(
+    args: argparse.Namespace,
+    name: str,
+    turn: Callable[[str, str, str], Awaitable[None]],
+    turns: Turns,
+) -> dict[str, Any]:
+    """``measure``, under cProfile when ``--profile`` names this path."""
+    if args.profile != name:
+        return await measure(name, turn, turns, args.turns)
+    profiler = cProfile.Profile(time.thread_time)  # the loop's CPU, not wall
+    profiler.enable()
+    result = await measure(name, turn, turns, args.turns)
+    profiler.disable()
+    if args.profile_out:
+        profiler.dump_stats(args.profile_out)
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats(args.sort).print_stats(40)
+    print(out.getvalue(), file=sys.stderr)
+    return result
 
 
 def main() -> None:
@@ -204,10 +257,21 @@ def main() -> None:
         parser.error(f"unknown path(s): {', '.join(sorted(unknown))}")
     runs: list[list[dict[str, Any]]] = []
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the bench's client, not the server
-    with Path(os.devnull).open("w") as sink:  # the server's JSON log lines, rendered, dropped
+    with contextlib.ExitStack() as stack:
+        upstream = None
+        if "backend" in args.paths:  # one fake backend for every run, started once
+            fake = fake_llm(
+                "--first-token-s=0",
+                "--tokens-per-s=0",
+                f"--reply-tokens=fixed:{args.reply_tokens}",
+                "--no-stamp-arrival",
+            )
+            upstream = stack.enter_context(fake).url + "/v1"
+        # The server's JSON log lines, rendered, dropped.
+        sink = stack.enter_context(Path(os.devnull).open("w"))
         configure_logging(args.log_level, json=True, stream=sink)
         for _ in range(args.repeat):
-            runs.append(asyncio.run(run(args)))
+            runs.append(asyncio.run(run(args, upstream)))
     # Per path, the run that cost least: what other processes took from this one (cache
     # misses, a busy sibling core) only ever adds, so the minimum is the steadiest figure.
     results = []

@@ -12,6 +12,7 @@ all), ``Reply(first_token_delay_s=...)`` (a slow first token), ``Reply(token_del
 empty completion), ``Raw(b"data: {not json")`` (malformed events), ``Reply(tool_calls=[Call(...)])``
 (tool calls, their arguments streamed in ``pieces`` fragments each). ``server.otherwise`` is
 what it answers when nothing is scripted (``Reply()``; set ``Fail(503)`` for a dead backend).
+``server.abandoned`` counts the streams whose client went away before their end.
 Every wait ends early when the server stops, so a test never waits for its own teardown.
 """
 
@@ -25,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -75,6 +77,7 @@ class Raw:
     body: bytes
     content_type: str = "text/event-stream"
     status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. a Content-Encoding
 
 
 @dataclass
@@ -92,14 +95,23 @@ class StreamBroken(Exception):
 
 
 class FakeOpenAIServer:
-    def __init__(self) -> None:
+    def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: a certificate and its key (PEM files) to serve HTTPS with."""
+        self._scheme = "https" if tls else "http"
         self.requests: list[dict[str, Any]] = []  # {"headers": {...}, "body": {...}}
         self.otherwise: Behaviour = Reply()
+        self.abandoned = 0  # streams the client left before their end
         self._script: deque[Behaviour] = deque()
         self._stopping = threading.Event()
         app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         )
         self._server = uvicorn.Server(config)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -110,7 +122,7 @@ class FakeOpenAIServer:
     @property
     def base_url(self) -> str:
         port = self._socket.getsockname()[1]
-        return f"http://127.0.0.1:{port}/v1"
+        return f"{self._scheme}://127.0.0.1:{port}/v1"
 
     def enqueue(self, *behaviours: Behaviour) -> None:
         """Script the next answers, in order; with nothing scripted the server sends
@@ -118,10 +130,12 @@ class FakeOpenAIServer:
         self._script.extend(behaviours)
 
     def reset(self) -> None:
-        """Forget the script, the recorded requests and ``otherwise`` (for a shared server)."""
+        """Forget the script, the recorded requests, ``otherwise`` and ``abandoned`` (for a
+        shared server)."""
         self._script.clear()
         self.requests.clear()
         self.otherwise = Reply()
+        self.abandoned = 0
 
     def __enter__(self) -> Self:
         self._socket.bind(("127.0.0.1", 0))
@@ -157,15 +171,28 @@ class FakeOpenAIServer:
             return JSONResponse({"error": error}, status_code=behaviour.status)
         if isinstance(behaviour, Raw):
             return Response(
-                behaviour.body, status_code=behaviour.status, media_type=behaviour.content_type
+                behaviour.body,
+                status_code=behaviour.status,
+                media_type=behaviour.content_type,
+                headers=behaviour.headers,
             )
         if behaviour.plain_json or not body.get("stream"):
             return JSONResponse(_completion(body["model"], behaviour))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(
-            _sse(body["model"], behaviour, include_usage, self._pause),
+            self._watched(_sse(body["model"], behaviour, include_usage, self._pause)),
             media_type="text/event-stream",
         )
+
+    async def _watched(self, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """``events``, counting a stream that the client left (Starlette cancels the body on
+        its disconnect) in ``abandoned``."""
+        try:
+            async for event in events:
+                yield event
+        except asyncio.CancelledError:
+            self.abandoned += 1
+            raise
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up when the server stops."""

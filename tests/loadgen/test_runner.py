@@ -118,6 +118,9 @@ async def test_through_personae_the_gateway_s_share_is_measured(
             url=url,
             transport=transport,  # type: ignore[arg-type]
             users=2,
+            # Back to back, one user's turns can now pass the WebSocket's 20 requests/s per
+            # connection and be refused as rate_limited: users who read the reply first.
+            think_s=0.1,
             duration_s=1.5,
             characters=("aria", "bram"),
         )
