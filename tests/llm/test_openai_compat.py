@@ -64,7 +64,8 @@ async def test_streams_text_then_a_final_chunk_with_usage(
 
     chunks = await collect(model)
 
-    assert [c.text for c in chunks[:-1]] == ["Hel", "lo", " world"]
+    # Tokens that arrive together may pass on as one chunk (test_openai_transport.py).
+    assert "".join(c.text for c in chunks[:-1]) == "Hello world"
     assert all(c.finish_reason is None and c.usage is None for c in chunks[:-1])
     assert chunks[-1] == ModelChunk(finish_reason="stop", usage=Usage(11, 3))
 
@@ -188,7 +189,7 @@ async def test_a_stream_that_breaks_midway_is_unavailable_after_the_first_tokens
         async for chunk in model.stream(HELLO):
             received.append(chunk.text)
 
-    assert received == ["one", " two"]
+    assert "".join(received) == "one two"
     assert caught.value.backend == "upstream"
 
 
@@ -221,7 +222,7 @@ async def test_stopping_early_closes_the_stream_and_the_model_stays_usable(
 
     stream = model.stream(HELLO)
     async for chunk in stream:
-        assert chunk.text == "a"
+        assert chunk.text.startswith("a")
         break
     await stream.aclose()
 

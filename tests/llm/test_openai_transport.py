@@ -121,7 +121,7 @@ async def test_a_long_line_within_the_limit_is_read_whole(
 
     chunks = await collect(model)
 
-    assert [c.text for c in chunks[:-1]] == [long_text, "!"]
+    assert "".join(c.text for c in chunks[:-1]) == long_text + "!"
 
 
 async def test_crlf_line_endings_are_read_like_lf(
@@ -131,8 +131,46 @@ async def test_crlf_line_endings_are_read_like_lf(
 
     chunks = await collect(model)
 
-    assert [c.text for c in chunks[:-1]] == ["Hel", "lo"]
+    assert "".join(c.text for c in chunks[:-1]) == "Hello"
     assert chunks[-1].finish_reason == "stop"
+
+
+# --- read as it arrives: tokens that come together pass on together --------------------------
+
+
+def tool_event(arguments: str) -> bytes:
+    call = {"index": 0, "id": "call_1", "function": {"name": "roll", "arguments": arguments}}
+    chunk = {"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
+async def test_text_that_arrives_in_one_read_is_one_chunk_and_the_rest_stays_apart(
+    server: FakeOpenAIServer, model: OpenAICompatChatModel
+) -> None:
+    # One write: a server that got ahead of us (or a client that fell behind). The text runs
+    # merge; a tool call piece, the text after it and the end keep their places.
+    body = event("Hel") + event("lo") + tool_event('{"n":') + tool_event(" 2}") + event("!")
+    server.enqueue(Raw(body + event(finish="stop") + b"data: [DONE]\n\n"))
+
+    chunks = await collect(model)
+
+    assert [(c.text, len(c.tool_calls)) for c in chunks[:-1]] == [
+        ("Hello", 0),
+        ("", 1),
+        ("", 1),
+        ("!", 0),
+    ]
+    assert chunks[-1].finish_reason == "stop"
+
+
+async def test_tokens_that_arrive_apart_pass_on_one_by_one(
+    server: FakeOpenAIServer, model: OpenAICompatChatModel
+) -> None:
+    server.enqueue(Reply(["one", " two", " three"], token_delay_s=0.1))
+
+    chunks = await collect(model)
+
+    assert [c.text for c in chunks[:-1]] == ["one", " two", " three"]
 
 
 # --- compressed and chunked answers ----------------------------------------------------------
@@ -145,7 +183,7 @@ async def test_a_gzip_stream_is_decompressed(
 
     chunks = await collect(model)
 
-    assert [c.text for c in chunks[:-1]] == ["Hel", "lo"]
+    assert "".join(c.text for c in chunks[:-1]) == "Hello"
     assert "gzip" in server.requests[0]["headers"]["accept-encoding"]
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
-from personae.llm.sse import event_data
+from personae.llm.sse import EventDecoder, event_data
 
 
 async def lines(items: Iterable[str]) -> AsyncIterator[str]:
@@ -38,3 +38,32 @@ async def test_an_event_that_never_ends_is_refused() -> None:
         await read(endless, max_bytes=1000)
 
     assert len(await read(endless, max_bytes=10_000)) == 1
+
+
+def test_the_decoder_gives_each_read_the_events_it_completed() -> None:
+    decoder = EventDecoder()
+    assert decoder.feed(b"data: one\n\ndata: tw") == ["one"]
+    assert decoder.feed(b"o\r") == []  # a line ending split between two reads
+    assert decoder.feed(b"\n\r\ndata: three\n\ndata: four\n\n") == ["two", "three", "four"]
+    assert decoder.end() == []
+
+
+def test_a_character_split_between_reads_is_whole() -> None:
+    encoded = "data: café ☕\n\n".encode()
+    decoder = EventDecoder()
+    cut = encoded.index("☕".encode()) + 1  # inside the three bytes of the cup
+    assert decoder.feed(encoded[:cut]) == []
+    assert decoder.feed(encoded[cut:]) == ["café ☕"]
+
+
+def test_what_the_stream_left_unfinished_is_given_at_its_end() -> None:
+    decoder = EventDecoder()
+    assert decoder.feed(b"data: last") == []
+    assert decoder.end() == ["last"]
+
+
+def test_a_line_never_ended_is_refused_before_it_fills_the_memory() -> None:
+    decoder = EventDecoder(max_bytes=100)
+    decoder.feed(b"data: " + b"x" * 50)
+    with pytest.raises(ValueError, match="a line of more than 100 bytes"):
+        decoder.feed(b"x" * 60)

@@ -10,6 +10,8 @@ loop's share 3,760 -> 1,738; what the client adds to the in-process ``service`` 
 from ~3,100 to ~900 µs (docs/benchmarks.md). One ``ClientSession`` per backend, opened in
 ``open()``; proxies from the environment are looked up there once (aiohttp's ``trust_env``
 does it per request, on a thread). Lines end in LF or CRLF (a bare CR is not a line end here).
+The stream is read as it arrives, every event a read brings at once (``llm/sse.py``), and a run
+of text chunks in one read passes on as one chunk: a server that fell behind catches up.
 
 Not through the ``openai`` SDK, which the design first chose here: the SDK builds a model
 object for every streamed chunk, and at 300 concurrent streams that alone took over a third
@@ -39,7 +41,6 @@ from typing import Any, Self
 
 import aiohttp
 import certifi
-from aiohttp.http_exceptions import LineTooLong
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from yarl import URL
 
@@ -60,7 +61,7 @@ from personae.llm.openai_wire import (
     wire_message,
     wire_tool,
 )
-from personae.llm.sse import MAX_EVENT_BYTES, event_data
+from personae.llm.sse import EventDecoder
 from personae.plugins.specs import BackendConfig
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -199,8 +200,6 @@ class OpenAICompatChatModel(ChatModel):
             calls.calls()
         except aiohttp.ClientError as exc:
             raise self._transport_error(exc, midway=midway) from exc
-        except LineTooLong as exc:  # a server that never ends a line must not fill the memory
-            raise self._protocol_error(f"a line of more than {MAX_EVENT_BYTES} bytes") from exc
         except StreamFault as exc:
             raise BackendUnavailable(f"error in stream: {exc}", backend=self.name) from exc
         except ToolCallError as exc:
@@ -219,10 +218,15 @@ class OpenAICompatChatModel(ChatModel):
 
     async def _events(self, request: ChatRequest) -> AsyncGenerator[ModelChunk, None]:
         async with self._answer(request, "text/event-stream") as response:
-            async for data in event_data(_lines(response.content)):
-                if data == "[DONE]":
-                    break
-                yield read_chunk(json.loads(data))
+            decoder = EventDecoder()
+            async for piece in response.content.iter_any():  # whatever has arrived
+                chunks, done = _read_events(decoder.feed(piece))
+                for chunk in chunks:
+                    yield chunk
+                if done:
+                    return
+            for chunk in _read_events(decoder.end())[0]:
+                yield chunk
 
     async def _completion(self, request: ChatRequest) -> AsyncGenerator[ModelChunk, None]:
         async with self._answer(request, "application/json") as response:
@@ -317,11 +321,29 @@ class OpenAICompatChatModel(ChatModel):
         return BackendProtocolError(message, backend=self.name, **context)
 
 
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
-    """The stream's lines without their line ending; one longer than an event may be raises
-    ``LineTooLong`` instead of growing the buffer."""
-    while line := await content.readline(max_line_length=MAX_EVENT_BYTES):
-        yield line.rstrip(b"\r\n").decode("utf-8", "replace")
+def _read_events(events: list[str]) -> tuple[list[ModelChunk], bool]:
+    """The chunks of the events one read brought, and whether ``[DONE]`` was among them.
+    Consecutive chunks of plain text become one: a server that fell behind catches up by
+    handling a run of tokens as one delta, while one that keeps up still sees each token as
+    it comes (a read then holds one event)."""
+    chunks: list[ModelChunk] = []
+    texts: list[str] = []  # plain text waiting to be merged
+    done = False
+    for data in events:
+        if data == "[DONE]":
+            done = True
+            break
+        chunk = read_chunk(json.loads(data))
+        if chunk.text and not chunk.tool_calls and chunk.finish_reason is None and not chunk.usage:
+            texts.append(chunk.text)
+            continue
+        if texts:
+            chunks.append(ModelChunk(text="".join(texts)))
+            texts.clear()
+        chunks.append(chunk)
+    if texts:
+        chunks.append(ModelChunk(text="".join(texts)))
+    return chunks, done
 
 
 def _environment_proxy(url: URL) -> tuple[URL | None, str | None]:
