@@ -1,5 +1,10 @@
 """Turns over the OpenAI-compatible HTTP API (``POST /v1/chat/completions``), streamed as
-server-sent events or not, with httpx.
+server-sent events or not, with aiohttp.
+
+Not httpx: its pool costs Python work per request that grows with the connections open, and
+above ~180 turns/s (with hundreds in flight) the load generator itself used a whole core and
+fell behind its schedule even against the fake backend, measuring itself instead of the server
+(6 ms of CPU per turn; docs/benchmarks.md, "The load generator's own ceiling").
 
 Only the new message is sent: Personae keeps the history itself, and continues the user's
 latest conversation with the character, so the context grows as a user keeps talking.
@@ -11,7 +16,7 @@ import json
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 
 from personae.loadgen.outcome import TurnOutcome
 
@@ -26,20 +31,29 @@ class HttpTurns:
         max_tokens: int | None,
         connections: int,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.stream = stream
         self.max_tokens = max_tokens
-        self.client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/v1",
-            headers=headers,
-            timeout=httpx.Timeout(None),  # the runner bounds each turn as a whole
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        )
+        self.base_url = base_url.rstrip("/") + "/v1"
+        self.connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running loop (aiohttp binds a session to its loop).
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self.headers,
+                connector=aiohttp.TCPConnector(limit=self.connections),
+                timeout=aiohttp.ClientTimeout(total=None),  # the runner bounds each turn
+            )
+        return self._session
 
     async def characters(self) -> list[str]:
-        response = await self.client.get("/models", timeout=30)
-        response.raise_for_status()
-        return [str(model["id"]) for model in response.json()["data"]]
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with self.session.get(f"{self.base_url}/models", timeout=timeout) as response:
+            response.raise_for_status()
+            return [str(model["id"]) for model in (await response.json())["data"]]
 
     def _body(self, user: str, character: str, text: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -60,34 +74,36 @@ class HttpTurns:
                 await self._streamed(body, outcome)
             else:
                 await self._whole(body, outcome)
-        except httpx.ConnectError:
+        except aiohttp.ClientConnectorError:
             outcome.error = "connect_failed"
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-            outcome.error = "disconnected"
-        except httpx.TimeoutException:
+        except (aiohttp.ServerTimeoutError, TimeoutError):
             outcome.error = "timeout"
+        except aiohttp.ClientError:  # disconnected, a body cut short, a reset connection
+            outcome.error = "disconnected"
         except (ValueError, KeyError, IndexError, TypeError):
             outcome.error = "bad_response"
         return outcome
 
     async def _whole(self, body: dict[str, Any], outcome: TurnOutcome) -> None:
-        response = await self.client.post("/chat/completions", json=body)
-        if response.status_code != 200:
-            outcome.error = f"http_{response.status_code}"
-            return
-        content = response.json()["choices"][0]["message"]["content"] or ""
+        async with self.session.post(f"{self.base_url}/chat/completions", json=body) as answer:
+            raw = await answer.read()
+            if answer.status != 200:
+                outcome.error = f"http_{answer.status}"
+                return
+        content = json.loads(raw)["choices"][0]["message"]["content"] or ""
         outcome.done_ns = outcome.first_content_ns = time.time_ns()
         outcome.text = content
         outcome.deltas = 1
 
     async def _streamed(self, body: dict[str, Any], outcome: TurnOutcome) -> None:
         pieces: list[str] = []
-        async with self.client.stream("POST", "/chat/completions", json=body) as response:
-            if response.status_code != 200:
-                await response.aread()
-                outcome.error = f"http_{response.status_code}"
+        async with self.session.post(f"{self.base_url}/chat/completions", json=body) as answer:
+            if answer.status != 200:
+                await answer.read()
+                outcome.error = f"http_{answer.status}"
                 return
-            async for line in response.aiter_lines():
+            async for raw in answer.content:  # line by line
+                line = raw.decode().strip()
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
@@ -113,4 +129,5 @@ class HttpTurns:
         return None
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
