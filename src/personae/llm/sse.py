@@ -13,8 +13,6 @@ reports it as a protocol error): a broken server that never ends one must not fi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
-
 MAX_EVENT_BYTES = 1 << 20  # a chunk is a few hundred bytes; a whole completion far less than this
 
 
@@ -62,15 +60,3 @@ class EventDecoder:
             if self._size > self._max_bytes:
                 raise ValueError(f"an event of more than {self._max_bytes} characters")
             self._data.append(value)
-
-
-async def event_data(
-    lines: AsyncIterable[str], *, max_bytes: int = MAX_EVENT_BYTES
-) -> AsyncIterator[str]:
-    """The data of each event, from a stream of lines without their line ends."""
-    decoder = EventDecoder(max_bytes=max_bytes)
-    async for line in lines:
-        for data in decoder.feed(line.encode() + b"\n"):
-            yield data
-    for data in decoder.end():
-        yield data
