@@ -127,8 +127,8 @@ def bench(
 
 def settle(target: dict[str, Any], *, idle_cores: float = 0.05, limit_s: float = 120.0) -> None:
     """Wait until the target is idle again: a saturated proxy goes on working through its
-    backlog after the load generator has gone, and would load the next target's run (seen:
-    LiteLLM after 100 whole turns/s cut Personae's next run to 85 turns/s at 0.4 cores)."""
+    backlog after the load generator has given up on it, and would load the next target's run
+    (LiteLLM at 100 turns/s and up leaves requests unfinished)."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         before = cpu_seconds(target["pid"])
