@@ -39,7 +39,8 @@ pytest: $(STAMP)
 # The benchmark scenarios (docs/benchmarks.md), each printing its table; 10-15 minutes on 2 cores.
 # gateway_overhead.py compares with the LiteLLM proxy when /tmp/litellm-venv has it (see there).
 BENCH_SCRIPTS ?= gateway_overhead.py ws_streaming.py ws_idle.py routing_overhead.py \
-	security_overhead.py observability_overhead.py moderation.py lorebook_scan.py load_cards.py
+	security_overhead.py observability_overhead.py moderation.py lorebook_scan.py load_cards.py \
+	workers_scaling.py local_model.py
 
 bench: $(STAMP)
 	@for script in $(BENCH_SCRIPTS); do \
