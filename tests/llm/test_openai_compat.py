@@ -26,6 +26,7 @@ from personae.llm.openai_compat import OpenAICompatChatModel
 from personae.plugins.specs import BackendConfig
 
 from .fake_openai_server import Behaviour, Fail, FakeOpenAIServer, Raw, Reply
+from .openai_model import make_model
 
 HELLO = ChatRequest(messages=(ChatMessage(Role.USER, "Hello, how are you?"),))
 
@@ -34,17 +35,6 @@ HELLO = ChatRequest(messages=(ChatMessage(Role.USER, "Hello, how are you?"),))
 def server() -> Iterator[FakeOpenAIServer]:
     with FakeOpenAIServer() as running:
         yield running
-
-
-def make_model(base_url: str, *, timeout_s: float = 5.0) -> OpenAICompatChatModel:
-    return OpenAICompatChatModel(
-        name="upstream",
-        model="test-model",
-        base_url=base_url,
-        api_key="sk-secret-key",
-        timeout_s=timeout_s,
-        connect_timeout_s=1.0,
-    )
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from tests.test_serve import self_signed_pair
 from tests.transports.conftest import make_settings
 
 from .fake_openai_server import FakeOpenAIServer, Hang, Raw, Reply
+from .openai_model import make_model
 
 CHARACTER = "aria"
 HELLO = ChatRequest(messages=(ChatMessage(Role.USER, "Hello, how are you?"),))
@@ -37,20 +38,6 @@ HELLO = ChatRequest(messages=(ChatMessage(Role.USER, "Hello, how are you?"),))
 def server() -> Iterator[FakeOpenAIServer]:
     with FakeOpenAIServer() as running:
         yield running
-
-
-def make_model(
-    base_url: str, *, timeout_s: float = 5.0, connect_timeout_s: float = 1.0, stream: bool = True
-) -> OpenAICompatChatModel:
-    return OpenAICompatChatModel(
-        name="upstream",
-        model="test-model",
-        base_url=base_url,
-        api_key="sk-secret-key",
-        timeout_s=timeout_s,
-        connect_timeout_s=connect_timeout_s,
-        streaming=stream,
-    )
 
 
 @pytest.fixture
