@@ -27,11 +27,10 @@ class EventDecoder:
         """The data of each event that ``piece`` ends, in order."""
         lines = (self._partial + piece).split(b"\n") if self._partial else piece.split(b"\n")
         self._partial = lines.pop()
+        self._check(self._partial)
         events: list[str] = []
-        for line in (*lines, self._partial):
-            if len(line) > self._max_bytes:
-                raise ValueError(f"a line of more than {self._max_bytes} bytes")
         for line in lines:
+            self._check(line)
             self._line(line.rstrip(b"\r").decode("utf-8", "replace"), events)
         return events
 
@@ -43,6 +42,10 @@ class EventDecoder:
             self._line(partial.rstrip(b"\r").decode("utf-8", "replace"), events)
         self._line("", events)
         return events
+
+    def _check(self, line: bytes) -> None:
+        if len(line) > self._max_bytes:
+            raise ValueError(f"a line of more than {self._max_bytes} bytes")
 
     def _line(self, line: str, events: list[str]) -> None:
         if not line:
