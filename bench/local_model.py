@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from pathlib import Path
+from threading import Event
 from typing import Any
 
 from _server import load_average, print_table
@@ -37,7 +38,7 @@ from fastapi import FastAPI
 from personae.app import build_app
 from personae.core.events import MessageDelta, MessageDone
 from personae.core.types import ChatRequest, InboundMessage, ModelChunk
-from personae.llm.llamacpp import LlamaCppChatModel
+from personae.llm.llamacpp import LlamaCppChatModel, Progress
 from personae.llm.packaged import packaged_model_path
 from personae.llm.transcript import transcript_prompt
 from personae.observability.logging import configure_logging
@@ -129,7 +130,7 @@ def directly(args: argparse.Namespace, model_path: Path, requests: list[ChatRequ
             sent = time.perf_counter()
             tokens = llama.tokenize(prompt.encode(), add_bos=True, special=False)
             first: float | None = None
-            counted = Generated()
+            counted = Progress(Event())  # the adapter's own count, stop sequences included
             for _ in llama.create_completion(
                 tokens,
                 max_tokens=params.max_tokens,
@@ -144,26 +145,11 @@ def directly(args: argparse.Namespace, model_path: Path, requests: list[ChatRequ
             ended = time.perf_counter()
             first = first or ended
             span = ended - first  # the generator's end is the end of the turn here
-            turns.append(
-                {"ttft_s": first - sent, "tokens": counted.tokens, "decode_s": span, "done_s": span}
-            )
+            out = {"ttft_s": first - sent, "tokens": counted.generated}
+            turns.append({**out, "decode_s": span, "done_s": span})
     finally:
         llama.close()
     return turns
-
-
-class Generated:
-    """Tokens generated, counted as the adapter counts them for its usage (by context length,
-    stop sequences included), so that both sides count the same tokens."""
-
-    def __init__(self) -> None:
-        self.prompt: int | None = None
-        self.tokens = 0
-
-    def __call__(self, input_ids: Any, logits: Any) -> bool:
-        self.prompt = len(input_ids) if self.prompt is None else self.prompt
-        self.tokens = max(self.tokens, len(input_ids) - self.prompt + 1)
-        return False
 
 
 def rate(turns: list[dict[str, Any]], span: str = "done_s") -> float:

@@ -28,7 +28,7 @@ _Item: TypeAlias = str | ModelChunk | BaseException
 
 
 @dataclass
-class _Progress:
+class Progress:
     """A llama.cpp stopping criterion: counts generated tokens, stops once the consumer left."""
 
     cancel: Event
@@ -161,7 +161,7 @@ class LlamaCppChatModel(ChatModel):
     ) -> None:
         """The worker thread's body. Every outcome goes through ``emit``: the loop waits for it."""
         try:
-            progress = _Progress(cancel)
+            progress = Progress(cancel)
             chunks, prompt_tokens = self._start(llama, request, progress)
             tidy, text, finish_reason = ReplyTrimmer(), [], "length"
             try:
@@ -188,7 +188,7 @@ class LlamaCppChatModel(ChatModel):
             emit(BackendUnavailable(f"llama.cpp failed: {exc!r}", backend=self.name))
 
     def _start(
-        self, llama: Any, request: ChatRequest, progress: _Progress
+        self, llama: Any, request: ChatRequest, progress: Progress
     ) -> tuple[Generator[dict[str, Any], None, None], int | None]:
         """Start a streaming completion; returns its chunks and the prompt's token count."""
         import llama_cpp  # already imported by open(), so this is a lookup
