@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,19 @@ class ManualClock:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture
+def one_rate_window() -> None:
+    """Start a rate limit test well inside one wall-clock minute. The sliding window counter
+    (``limits``) floors the weighted count of the previous minute, so just after a minute
+    boundary a budget of N admits N + 1; a test that spans the boundary would see that."""
+    into_minute = time.time() % 60
+    if into_minute > 60 - _RATE_TEST_SPAN_S:
+        time.sleep(60 - into_minute + 0.1)
+
+
+_RATE_TEST_SPAN_S = 12.0  # the longest rate limit test takes a few seconds; ample margin
 
 
 @pytest.fixture(scope="session")

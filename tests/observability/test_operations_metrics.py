@@ -21,6 +21,7 @@ def ask(url: str, text: str, *, model: str = "aria", key: str) -> httpx.Response
     return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=10)
 
 
+@pytest.mark.usefixtures("one_rate_window")
 def test_skills_moderation_rate_limits_tasks_and_characters_are_counted(tmp_path: Path) -> None:
     limits = {"user": {"requests_per_minute": 4, "tokens_per_minute": None}}
     words = {"block": ["kill switch"], "mask": ["darn"], "flag": ["refund"]}

@@ -11,6 +11,8 @@ from personae.security.gate import CallerGate, current_caller
 from personae.security.rate_limits import SlidingWindowLimiter
 from personae.settings import RateLimitSettings, RoleLimitSettings
 
+pytestmark = pytest.mark.usefixtures("one_rate_window")
+
 
 async def test_the_limiter_admits_up_to_the_rate_then_says_how_long_to_wait() -> None:
     limiter = SlidingWindowLimiter(3, namespace="t")

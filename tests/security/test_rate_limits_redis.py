@@ -19,6 +19,8 @@ from tests.redis_server import RedisServer, free_port
 ALICE = Caller(Principal("alice", role=AccessRole.USER, key_id="aaaaaaaa"), user="alice")
 LIMITS = RateLimitSettings(user=RoleLimitSettings(requests_per_minute=3))
 
+pytestmark = pytest.mark.usefixtures("one_rate_window")
+
 
 @asynccontextmanager
 async def node_gate(url: str, prefix: str) -> AsyncIterator[CallerGate]:

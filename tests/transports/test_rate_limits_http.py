@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.transports.security_helpers import deployment
+
+pytestmark = pytest.mark.usefixtures("one_rate_window")
 
 
 def test_requests_per_minute_give_429_with_retry_after(tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ async def test_no_key_or_a_bad_key_is_refused_at_connect(live: Deployment) -> No
     await assert_refused(bad, "not_authenticated", 1008)
 
 
+@pytest.mark.usefixtures("one_rate_window")
 async def test_ws_messages_are_rate_limited_with_retry_after(tmp_path: Path) -> None:
     limits = {"user": {"requests_per_minute": 3, "tokens_per_minute": None}}
     with deployment(tmp_path, security={"rate_limits": limits}) as d:

@@ -1,6 +1,8 @@
 """``RateLimiter`` on the ``limits`` library: a sliding window counter (two counters per key,
 so a token budget of a million costs no more than one of sixty), in memory or, with
-``coordination: redis``, in Redis so that every node counts against one budget.
+``coordination: redis``, in Redis so that every node counts against one budget. The counter is
+an approximation: the library floors the previous minute's weighted share, so in the first
+moments of a wall-clock minute a budget of N can admit N + 1.
 
 A shared storage that cannot be reached admits the request (and logs it): a rate limit is
 there to protect the service, and refusing everyone while Redis restarts would do the
