@@ -73,9 +73,13 @@ class AssembledPrompt:
 
 
 class _Filler:
-    """Expands macros for one prompt: one random source, ``{{pick}}`` seeded per conversation."""
+    """Expands macros for one prompt, ``{{pick}}`` seeded per conversation. Without ``rng``,
+    ``{{random}}`` and ``{{roll}}`` seed one of their own when they occur: seeding from the
+    OS on every prompt would cost a system call for a macro most prompts lack."""
 
-    def __init__(self, character: Character, user: str, rng: random.Random, seed: str) -> None:
+    def __init__(
+        self, character: Character, user: str, rng: random.Random | None, seed: str
+    ) -> None:
         self._char, self._user, self._rng, self._seed = character.char_name, user, rng, seed
 
     def __call__(self, text: str, original: str = "") -> str:
@@ -108,7 +112,7 @@ def assemble_prompt(
     ``rng`` drives ``{{random}}`` and ``{{roll}}``. ``turn`` is the user's turn number (1 for
     the first message), for the lorebook's turn decorators; by default it is counted from
     ``history``."""
-    fill = _Filler(character, user_name, rng or random.Random(), pick_seed)
+    fill = _Filler(character, user_name, rng, pick_seed)
 
     def cost(message: ChatMessage) -> int:
         return count_tokens(message.content) + budget.per_message_tokens
@@ -192,7 +196,7 @@ def greeting_text(
     text = text or chosen
     if not text:
         return None
-    return _Filler(character, user_name, rng or random.Random(), pick_seed)(text)
+    return _Filler(character, user_name, rng, pick_seed)(text)
 
 
 def _override(own: str, default: str, fill: _Filler) -> str:
