@@ -7,6 +7,7 @@ import asyncio
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -196,6 +197,32 @@ async def test_concurrent_streams_run_one_after_the_other(model: LlamaCppChatMod
     first = arrivals[0]
     switch = arrivals.index("b" if first == "a" else "a")
     assert set(arrivals[switch:]) == {arrivals[switch]}  # no interleaving
+
+
+@pytest.mark.slow
+async def test_every_generation_runs_on_the_models_own_thread(model: LlamaCppChatModel) -> None:
+    """llama.cpp's OpenMP keeps compute threads per calling thread: generations spread over a
+    pool's threads kept several teams spinning against each other."""
+    threads: list[str] = []
+    real = model._llama.create_completion
+
+    def create(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    model._llama.create_completion = create
+
+    async def busy_pool() -> None:  # the default executor's threads, kept busy meanwhile
+        await asyncio.gather(*(asyncio.to_thread(time.sleep, 0.05) for _ in range(4)))
+
+    for seed in (1, 2, 3):
+        await asyncio.gather(collect(model, baker_request(seed=seed, max_tokens=4)), busy_pool())
+    async with asyncio.TaskGroup() as group:
+        group.create_task(collect(model, baker_request(seed=4, max_tokens=4)))
+        group.create_task(collect(model, baker_request(seed=5, max_tokens=4)))
+    assert len(threads) == 5
+    assert len(set(threads)) == 1
+    assert threads[0].startswith("llama local")
 
 
 @pytest.mark.slow

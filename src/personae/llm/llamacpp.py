@@ -1,14 +1,19 @@
 """A ChatModel over a local GGUF file with llama-cpp-python.
 
-llama.cpp blocks and a context is not thread-safe: each model runs one generation at a time in a
-worker thread that hands pieces to the event loop through a queue. ``llama_cpp`` is imported only
-when a model is opened, so the package works without the ``local`` extra."""
+llama.cpp blocks and a context is not thread-safe: each model runs one generation at a time on
+its own worker thread, which hands pieces to the event loop through a queue. One thread for the
+model's whole life, not any thread of a pool: llama.cpp built with OpenMP keeps a team of
+compute threads per calling thread, and turns handed to two pool threads kept two teams spinning
+against each other on a 2-core machine (0.80 of llama-cpp-python's direct decode rate; 0.9x
+on one thread, ``bench/local_model.py``). ``llama_cpp`` is imported only when a model is
+opened, so the package works without the ``local`` extra."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 from collections.abc import AsyncGenerator, Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Event
@@ -67,6 +72,7 @@ class LlamaCppChatModel(ChatModel):
         self.seed = seed
         self._llama: Any = None
         self._lock = asyncio.Lock()  # one generation at a time: a context is not thread-safe
+        self._thread: ThreadPoolExecutor | None = None  # the one thread that runs llama.cpp
 
     @classmethod
     def from_config(cls, config: BackendConfig) -> Self:
@@ -99,13 +105,19 @@ class LlamaCppChatModel(ChatModel):
 
     async def open(self) -> None:
         if self._llama is None:
-            self._llama = await asyncio.to_thread(self._load)
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"llama {self.name}")
+            loop = asyncio.get_running_loop()
+            self._llama = await loop.run_in_executor(self._thread, self._load)
 
     async def close(self) -> None:
         async with self._lock:  # never free the context under a running generation
             llama, self._llama = self._llama, None
+            thread, self._thread = self._thread, None
         if llama is not None:
             llama.close()
+        if thread is not None:
+            thread.shutdown(wait=False)  # idle: the lock was free, so nothing runs on it
 
     def _load(self) -> Any:
         path = self.model_path
@@ -128,8 +140,8 @@ class LlamaCppChatModel(ChatModel):
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ModelChunk, None]:
         async with self._lock:
-            llama = self._llama
-            if llama is None:
+            llama, thread = self._llama, self._thread
+            if llama is None or thread is None:
                 raise RuntimeError(f"model {self.name!r} is not open; use it with 'async with'")
             loop = asyncio.get_running_loop()
             queue: asyncio.Queue[_Item] = asyncio.Queue()
@@ -141,9 +153,7 @@ class LlamaCppChatModel(ChatModel):
                 except RuntimeError:  # the loop is closed: nobody is listening any more
                     cancel.set()
 
-            worker = asyncio.ensure_future(
-                asyncio.to_thread(self._work, llama, request, emit, cancel)
-            )
+            worker = loop.run_in_executor(thread, self._work, llama, request, emit, cancel)
             try:
                 while True:
                     item = await queue.get()
