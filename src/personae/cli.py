@@ -90,6 +90,7 @@ def serve(
         "host": settings.host,
         "port": settings.port,
         "log_config": None,
+        "access_log": False,  # ours is written once a response ends (request_context.py)
         "lifespan": "on",
         "ws": "websockets-sansio",
         "ws_max_size": settings.realtime.max_frame_bytes,

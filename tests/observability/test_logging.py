@@ -110,7 +110,14 @@ def test_an_http_turn_logs_its_ids_and_no_text(server: Server, logs: LogBuffer) 
     assert (line["outcome"], line["backend"], line["tokens_out"]) == ("ok", "fake", 5)
     assert line["latency_ms"] >= line["ttft_ms"] > 0
     served = logs.served()
-    assert {e["logger"] for e in served} >= {"personae.turns", "uvicorn.access"}
+    assert {e["logger"] for e in served} >= {"personae.turns", "personae.access"}
+    (access,) = [e for e in served if e["logger"] == "personae.access"]
+    assert (access["method"], access["path"], access["status"]) == (
+        "POST",
+        "/v1/chat/completions",
+        200,
+    )
+    assert access["duration_ms"] >= line["latency_ms"]
     assert all(entry["trace_id"] == TRACE for entry in served)
     assert "4321" not in json.dumps(served)
     assert "Vesta" not in json.dumps(served)
@@ -199,6 +206,27 @@ async def test_the_middleware_leaves_no_context_behind(logs: LogBuffer) -> None:
     assert response.status_code == 200
     assert structlog.contextvars.get_contextvars() == {"user": "outer"}
     structlog.contextvars.clear_contextvars()
+
+
+async def test_the_access_log_has_the_status_even_of_a_failure_and_no_query_string(
+    logs: LogBuffer,
+) -> None:
+    app = create_http_app(lifespan=_no_lifespan, max_body_bytes=4096)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        logs.mark()
+        found = await client.get("/healthz?token=pk_secret_in_a_query")
+        failed = await client.get("/boom")
+    assert (found.status_code, failed.status_code) == (200, 500)
+    served = logs.find("request served")
+    assert [(e["path"], e["status"]) for e in served] == [("/healthz", 200), ("/boom", 500)]
+    assert all(e["duration_ms"] >= 0 and e["method"] == "GET" for e in served)
+    assert "pk_secret" not in json.dumps(logs.served())  # the test client logs its URLs
 
 
 @asynccontextmanager

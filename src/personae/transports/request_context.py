@@ -4,15 +4,25 @@ connection (and, in ``ws_connection``, for every WebSocket request).
 An incoming W3C ``traceparent`` header lends its trace id, so a caller's logs and ours line
 up; otherwise a fresh random one is made (the same 32-hex-digit form). The tracing work will
 replace this with real spans; the log field stays the same.
+
+It also writes the access log: one ``request served`` line per HTTP request once its response
+has ended (method, path without the query string, status, duration). Uvicorn's own access log
+is turned off (``cli.py``): it had no duration, wrote its line before the response headers (in
+the way of a streamed reply's first token), and logged the query string and the client
+address, which may carry a token or be personal data.
 """
 
 from __future__ import annotations
 
 import random
 import re
+import time
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
+
+access_log = structlog.get_logger("personae.access")
 
 # version-traceid-parentid-flags; version ff and an all-zero trace id are invalid.
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
@@ -37,7 +47,8 @@ def trace_id_from(traceparent: str | None) -> str | None:
 
 class RequestContextMiddleware:
     """Binds ``trace_id`` for the request and clears the turn keys, so nothing from a
-    previous request served by the same task shows up in this one's lines."""
+    previous request served by the same task shows up in this one's lines; logs each HTTP
+    request once it has ended."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -54,7 +65,31 @@ class RequestContextMiddleware:
         trace_id = trace_id_from(traceparent) or new_trace_id()
         unbound = dict.fromkeys(REQUEST_KEYS, ...)  # Ellipsis: not logged
         tokens = bind_contextvars(trace_id=trace_id, **unbound)
-        await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            await self._served(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
         # Only on success: after a failure the outer handlers still log with the context
         # (and the server runs each request in its own task, where nothing lingers).
         reset_contextvars(**tokens)
+
+    async def _served(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        status = 500  # what the server answers when the app fails before a response starts
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            access_log.info(
+                "request served",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
