@@ -27,6 +27,9 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+_RATE_TEST_SPAN_S = 12.0  # the longest rate limit test takes a few seconds; ample margin
+
+
 @pytest.fixture
 def one_rate_window() -> None:
     """Start a rate limit test well inside one wall-clock minute. The sliding window counter
@@ -35,9 +38,6 @@ def one_rate_window() -> None:
     into_minute = time.time() % 60
     if into_minute > 60 - _RATE_TEST_SPAN_S:
         time.sleep(60 - into_minute + 0.1)
-
-
-_RATE_TEST_SPAN_S = 12.0  # the longest rate limit test takes a few seconds; ample margin
 
 
 @pytest.fixture(scope="session")
