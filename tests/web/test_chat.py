@@ -261,9 +261,13 @@ def test_what_the_character_remembers_can_be_seen_and_forgotten(tab: Tab, tmp_pa
 
 
 def test_the_gallery_shows_each_card_s_picture(tab: Tab, site: Site) -> None:
-    sign_in(tab, site.url, site.new_key())
+    key = site.new_key()
+    sign_in(tab, site.url, key)
+    served = len(site.http("GET", "/api/characters", key=key).json())
+    # Counted only once the gallery has rendered: a count taken before it would be 0.
+    expect(tab.page.locator(".card-button")).to_have_count(served)
     pictures = tab.page.locator(".card-button .avatar img")
-    expect(pictures).to_have_count(tab.page.locator(".card-button").count())
+    expect(pictures).to_have_count(served)
     # Each one arrived and decoded (a broken image has no natural size).
     expect(tab.page.locator('[data-character="juniper-quill"] .avatar img')).to_be_visible()
     sizes = pictures.evaluate_all("(imgs) => imgs.map((i) => [i.complete, i.naturalWidth])")
