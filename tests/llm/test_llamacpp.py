@@ -202,7 +202,7 @@ async def test_concurrent_streams_run_one_after_the_other(model: LlamaCppChatMod
 @pytest.mark.slow
 async def test_every_generation_runs_on_the_models_own_thread(model: LlamaCppChatModel) -> None:
     """llama.cpp's OpenMP keeps compute threads per calling thread: generations spread over a
-    pool's threads kept several teams spinning against each other."""
+    pool's threads left several teams competing for the cores."""
     threads: list[str] = []
     real = model._llama.create_completion
 
