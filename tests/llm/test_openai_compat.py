@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -29,18 +28,6 @@ from .fake_openai_server import Behaviour, Fail, FakeOpenAIServer, Raw, Reply
 from .openai_model import make_model
 
 HELLO = ChatRequest(messages=(ChatMessage(Role.USER, "Hello, how are you?"),))
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as running:
-        yield running
-
-
-@pytest.fixture
-async def model(server: FakeOpenAIServer) -> AsyncIterator[OpenAICompatChatModel]:
-    async with make_model(server.base_url) as opened:
-        yield opened
 
 
 async def collect(model: OpenAICompatChatModel, request: ChatRequest = HELLO) -> list[ModelChunk]:

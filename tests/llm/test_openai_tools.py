@@ -5,7 +5,7 @@ calls, whole (non-streamed) completions too; broken ones are protocol errors."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -32,12 +32,6 @@ DICE = ToolSpec(
     {"type": "object", "properties": {"expression": {"type": "string"}}},
 )
 ROLL = ChatRequest(messages=(ChatMessage(Role.USER, "Roll 2d6"),), tools=(DICE,))
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as running:
-        yield running
 
 
 def make_model(base_url: str, **options: bool) -> OpenAICompatChatModel:

@@ -12,7 +12,7 @@ import gzip
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from contextlib import aclosing
 from pathlib import Path
 
@@ -32,18 +32,6 @@ from .openai_model import make_model
 
 CHARACTER = "aria"
 HELLO = ChatRequest(messages=(ChatMessage(Role.USER, "Hello, how are you?"),))
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as running:
-        yield running
-
-
-@pytest.fixture
-async def model(server: FakeOpenAIServer) -> AsyncIterator[OpenAICompatChatModel]:
-    async with make_model(server.base_url) as opened:
-        yield opened
 
 
 async def collect(model: OpenAICompatChatModel) -> list[ModelChunk]:
