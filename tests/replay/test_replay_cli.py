@@ -15,9 +15,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from personae import cli as cli_module
 from personae.app.runtime import Runtime, open_runtime
 from personae.cli import cli
+from personae.cli import replay as replay_cli
 from personae.testing import FakeChatModel
 from tests.replay.helpers import replay_settings, say
 
@@ -54,7 +54,7 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         async with open_runtime(settings, backends=backends, **kw) as runtime:
             yield runtime
 
-    monkeypatch.setattr(cli_module, "open_runtime", partial(with_fakes))
+    monkeypatch.setattr(replay_cli, "open_runtime", partial(with_fakes))
     return conversation_id
 
 

@@ -1,4 +1,4 @@
-"""``personae fake-llm``: the typer command (cli.py registers it)."""
+"""``personae fake-llm``: the typer command (cli/root.py registers it)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``personae bench``: the typer command (cli.py registers it)."""
+"""``personae bench``: the typer command (cli/root.py registers it)."""
 
 from __future__ import annotations
 
