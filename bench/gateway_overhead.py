@@ -7,20 +7,26 @@ What it does:
 1. starts ``personae fake-llm`` (replies of ``--reply-tokens`` at ``--tokens-per-s``, each token
    stamped with its emission time, each reply opening with the request's arrival time);
 2. starts ``personae serve`` in front of it (fresh SQLite data, the repo's characters, the
-   default settings otherwise: memory and moderation as shipped);
-3. starts the LiteLLM proxy in front of the same backend, from its own virtualenv
+   default settings otherwise: moderation as shipped; long-term memory as ``--memory`` says,
+   off as shipped, ``fulltext`` to write memory items with every message and recall them by
+   full-text search, ``minilm`` to embed them too, in the background, with the packaged model);
+3. starts ``bench/_bare_proxy.py`` in front of it: a pass-through proxy with no features on the
+   same server stack and backend client, the floor under any Python gateway on this machine;
+4. starts the LiteLLM proxy in front of the same backend, from its own virtualenv
    (``--litellm``, default ``/tmp/litellm-venv/bin/litellm``; install it there with
    ``python3 -m venv /tmp/litellm-venv && /tmp/litellm-venv/bin/pip install 'litellm[proxy]'``
    so its dependencies stay out of the project's); if it is missing or does not start, the
    reason is printed and the comparison goes on without it;
-4. for each mode (streamed or whole replies) and each rate, runs ``personae bench`` (Poisson
+5. for each mode (streamed or whole replies) and each rate, runs ``personae bench`` (Poisson
    arrivals, HTTP, ``--duration`` seconds) against each target, one after the other, and reads
    its JSON report.
 
 The *added latency* of a turn is the client's end-to-end time minus the backend's own time
 (request arrival to last token, from the stamps). Against the fake directly it is what the
 client and the loopback cost; through a gateway, that plus the gateway. The net overhead of a
-gateway is its added latency minus the direct one, at the same percentile.
+gateway is its added latency minus the direct one, at the same percentile. The bare proxy's
+net overhead is what the stack alone costs (uvicorn, a JSON decode, one aiohttp hop); Personae's
+net minus the bare proxy's is what its features cost.
 
 Everything shares this machine's two cores (the load generator too): the load average is
 printed with each run.
@@ -56,6 +62,21 @@ from _server import (
 )
 
 DEFAULT_LITELLM = Path("/tmp/litellm-venv/bin/litellm")
+MEMORY = {  # --memory: long-term memory settings for personae serve
+    "off": {},
+    "fulltext": {"PERSONAE_MEMORY_ENABLED": "true", "PERSONAE_MEMORY_EMBEDDER": "none"},
+    "minilm": {"PERSONAE_MEMORY_ENABLED": "true", "PERSONAE_MEMORY_EMBEDDER": "minilm"},
+}
+
+
+def bare_proxy(backend_url: str) -> Subprocess:
+    argv = [
+        sys.executable,
+        str(Path(__file__).with_name("_bare_proxy.py")),
+        "--backend",
+        backend_url,
+    ]
+    return Subprocess(argv, name="bare-proxy")
 
 
 def start_litellm(binary: Path, backend_url: str, root: Path) -> tuple[Subprocess | None, str]:
@@ -155,11 +176,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server = personae_server(
             llm_base_url=fake.url + "/v1",
             data_root=root / "personae",
-            extra_env={"PERSONAE_LLM_MAX_CONCURRENCY": "1024"},
+            extra_env={"PERSONAE_LLM_MAX_CONCURRENCY": "1024", **MEMORY[args.memory]},
         )
         stack.enter_context(server)
+        bare = stack.enter_context(bare_proxy(fake.url))
         targets: list[dict[str, Any]] = [
             {"name": "direct", "url": fake.url, "pid": fake.pid},
+            {"name": "bare", "url": bare.url, "pid": bare.pid},
             {"name": "personae", "url": server.url, "pid": server.pid},
         ]
         if args.no_litellm:
@@ -231,29 +254,33 @@ def report(figures: dict[str, Any]) -> None:
     ratios = []
     by_key = {(r["mode"], r["rate"], r["target"]): r["report"] for r in figures["runs"]}
     for mode, rate in dict.fromkeys((r["mode"], r["rate"]) for r in figures["runs"]):
-        direct = by_key.get((mode, rate, "direct"))
-        personae = by_key.get((mode, rate, "personae"))
-        litellm = by_key.get((mode, rate, "litellm"))
+        added = {
+            name: by_key.get((mode, rate, name))
+            for name in ("direct", "bare", "personae", "litellm")
+        }
         for p in ("p50", "p99"):
-            d = _pct(direct, "added_latency_ms", p) if direct else None
-            pe = _pct(personae, "added_latency_ms", p) if personae else None
-            li = _pct(litellm, "added_latency_ms", p) if litellm else None
-            net_pe = None if pe is None or d is None else pe - d
-            net_li = None if li is None or d is None else li - d
+            d, ba, pe, li = (_pct(r, "added_latency_ms", p) if r else None for r in added.values())
+            net_ba, net_pe, net_li = (
+                None if x is None or d is None else x - d for x in (ba, pe, li)
+            )
             ratios.append(
                 (
                     f"{mode} {rate:g}/s {p}",
                     _fmt(d), _fmt(pe), _fmt(li),
-                    _fmt(net_pe), _fmt(net_li),
+                    _fmt(net_ba), _fmt(net_pe), _fmt(net_li),
                     _ratio(pe, d), _ratio(li, d), _ratio(net_pe, net_li),
                 )
             )  # fmt: skip
     header = (
-        "added latency", "direct ms", "personae ms", "litellm ms", "personae net ms",
-        "litellm net ms", "personae/direct", "litellm/direct", "personae net/litellm net",
+        "added latency", "direct ms", "personae ms", "litellm ms", "bare net ms",
+        "personae net ms", "litellm net ms", "personae/direct", "litellm/direct",
+        "personae net/litellm net",
     )  # fmt: skip
     print_table("ratios (net = added minus direct, same percentile, same run)", ratios, header)
-    print(f"\nLiteLLM: {figures['litellm']}; load average now {load_average()}")
+    print(
+        f"\nLiteLLM: {figures['litellm']}; Personae's long-term memory: "
+        f"{figures['args']['memory']}; load average now {load_average()}"
+    )
 
 
 def main() -> None:
@@ -272,6 +299,9 @@ def main() -> None:
         "--litellm", type=Path, default=Path(os.environ.get("LITELLM_BIN", DEFAULT_LITELLM))
     )
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument(
+        "--memory", choices=sorted(MEMORY), default="off", help="Personae's long-term memory"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     figures = run(args)
