@@ -5,6 +5,7 @@ is counted.
 
     .venv/bin/python bench/turn_cpu.py [--turns 1000] [--paths service,http,sse]
     .venv/bin/python bench/turn_cpu.py --profile http --turns 500    # cProfile, top 40
+    .venv/bin/python bench/turn_cpu.py --paths service,http --variants all   # what each costs
 
 Paths, each run after its own warm-up:
 
@@ -27,6 +28,11 @@ wall time is printed beside it. Log lines are rendered as the server renders the
 cost is part of a turn's). The whole run is repeated ``--repeat`` times on fresh databases and
 the cheapest run of each path is shown, with every run's figure beside it: on a shared machine
 the spread is wide (±30 %), and interference only ever adds.
+
+``--variants`` measures the same paths with one feature changed from the shipped settings at a
+time (``VARIANTS``: long-term memory on, PII redaction off, no audit row per model call, no
+metrics, logs at warning), each printed with its difference from ``shipped``: what a feature
+costs a turn, so an operator can weigh it, and so the next cut goes where the cost is.
 """
 
 from __future__ import annotations
@@ -67,6 +73,16 @@ from personae.transports.gateway import Gateway
 REPO = Path(__file__).resolve().parent.parent
 PATHS = ("service", "http", "sse", "backend")
 IN_PROCESS = ("service", "http", "sse")  # over FakeChatModel
+
+#: One feature changed from the shipped settings: dotted setting -> value.
+VARIANTS: dict[str, dict[str, object]] = {
+    "shipped": {},
+    "memory on": {"memory.enabled": True, "memory.embedder": "none"},  # full text, no model
+    "no PII redaction": {"moderation.pii.enabled": False},
+    "no audit rows": {"security.audit_model_calls": False},
+    "no metrics": {"metrics.enabled": False},
+    "logs at warning": {"log_level": "warning"},
+}
 
 
 class Turns:
@@ -153,8 +169,21 @@ async def run(args: argparse.Namespace, upstream: str | None) -> list[dict[str, 
     return results
 
 
-def bench_settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, characters_dir=REPO / "characters")  # type: ignore[call-arg]
+def bench_settings(data_dir: Path, changes: dict[str, object] | None = None) -> Settings:
+    settings = Settings(data_dir=data_dir, characters_dir=REPO / "characters")  # type: ignore[call-arg]
+    for dotted, value in (changes or {}).items():
+        settings = _changed(settings, dotted.split("."), value)
+    return settings
+
+
+def _changed(model: Any, path: list[str], value: object) -> Any:
+    """``model`` with the setting at ``path`` replaced (pydantic models are copied, not
+    mutated; ``model_copy(update=)`` skips validation, so the value must have the right type)."""
+    head, *rest = path
+    if not hasattr(model, head):
+        raise SystemExit(f"no setting {head!r} in {type(model).__name__}")
+    new = _changed(getattr(model, head), rest, value) if rest else value
+    return model.model_copy(update={head: new})
 
 
 async def run_in_process(
@@ -162,7 +191,7 @@ async def run_in_process(
 ) -> list[dict[str, Any]]:
     reply = " ".join(f"word{i}" for i in range(args.reply_tokens))
     model = FakeChatModel(default_reply=reply, context_window=args.context_tokens)
-    app: FastAPI = build_app(bench_settings(data_dir), backends={"fake": model})
+    app: FastAPI = build_app(bench_settings(data_dir, args.changes), backends={"fake": model})
     results = []
     async with app.router.lifespan_context(app):
         gw: Gateway = app.state.gateway
@@ -196,7 +225,7 @@ async def run_backend(args: argparse.Namespace, data_dir: Path, upstream: str) -
         api_key="bench",
         context_window=args.context_tokens,
     )
-    app: FastAPI = build_app(bench_settings(data_dir), backends={"upstream": model})
+    app: FastAPI = build_app(bench_settings(data_dir, args.changes), backends={"upstream": model})
     async with app.router.lifespan_context(app):
         gw: Gateway = app.state.gateway
         turns = Turns(args.users, sorted(c.id for c in gw.catalog.all()))
@@ -249,13 +278,21 @@ def main() -> None:
     parser.add_argument("--sort", default="cumulative", help="cProfile sort key")
     parser.add_argument("--log-level", default="info", help="server log level (shipped: info)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--variants",
+        type=lambda s: list(VARIANTS) if s == "all" else [v for v in s.split(",") if v],
+        default=["shipped"],
+        help="comma-separated, or all: " + ", ".join(VARIANTS),
+    )
     args = parser.parse_args()
     unknown = set(args.paths) - set(PATHS)
     if args.repeat < 1 or args.turns < 1:
         parser.error("--repeat and --turns must be at least 1")
     if unknown:
         parser.error(f"unknown path(s): {', '.join(sorted(unknown))}")
-    runs: list[list[dict[str, Any]]] = []
+    if set(args.variants) - set(VARIANTS):
+        parser.error(f"unknown variant(s); known: {', '.join(VARIANTS)}")
+    runs: dict[str, list[list[dict[str, Any]]]] = {v: [] for v in args.variants}
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the bench's client, not the server
     with contextlib.ExitStack() as stack:
         upstream = None
@@ -269,30 +306,51 @@ def main() -> None:
             upstream = stack.enter_context(fake).url + "/v1"
         # The server's JSON log lines, rendered, dropped.
         sink = stack.enter_context(Path(os.devnull).open("w"))
-        configure_logging(args.log_level, json=True, stream=sink)
+        # Variants take turns within each repeat, so that a busy spell of the machine does not
+        # land on one variant's runs only.
         for _ in range(args.repeat):
-            runs.append(asyncio.run(run(args, upstream)))
+            for variant in args.variants:
+                args.changes = VARIANTS[variant]
+                level = str(args.changes.get("log_level", args.log_level))
+                configure_logging(level, json=True, stream=sink)
+                runs[variant].append(asyncio.run(run(args, upstream)))
     # Per path, the run that cost least: what other processes took from this one (cache
     # misses, a busy sibling core) only ever adds, so the minimum is the steadiest figure.
     results = []
-    for by_path in zip(*runs, strict=True):
-        result = dict(min(by_path, key=lambda r: r["cpu_us_per_turn"]))
-        result["cpu_us_per_turn_runs"] = [r["cpu_us_per_turn"] for r in by_path]
-        results.append(result)
+    for variant, variant_runs in runs.items():
+        for by_path in zip(*variant_runs, strict=True):
+            result = dict(min(by_path, key=lambda r: r["cpu_us_per_turn"]))
+            result["variant"] = variant
+            result["cpu_us_per_turn_runs"] = [r["cpu_us_per_turn"] for r in by_path]
+            results.append(result)
     if args.json:
         print(json.dumps(results, indent=2))
         return
+    print_results(results, with_variants=args.variants != ["shipped"])
+
+
+def print_results(results: list[dict[str, Any]], *, with_variants: bool) -> None:
+    base = {r["path"]: r["cpu_us_per_turn"] for r in results if r["variant"] == "shipped"}
+    head = f"{'variant':<18} " if with_variants else ""
     print(
-        f"{'path':<8} {'turns':>6} {'CPU µs/turn':>12} {'of it, loop':>12} "
-        f"{'wall µs/turn':>13} {'turns/CPU s':>12}  CPU µs/turn of each run"
+        f"{head}{'path':<8} {'turns':>6} {'CPU µs/turn':>12} {'of it, loop':>12} "
+        f"{'wall µs/turn':>13} {'turns/CPU s':>12}"
+        + (f" {'vs shipped':>16}" if with_variants else "")
+        + "  CPU µs/turn of each run"
     )
     for r in results:
-        print(
+        cells = f"{r['variant']:<18} " if with_variants else ""
+        cells += (
             f"{r['path']:<8} {r['turns']:>6} {r['cpu_us_per_turn']:>12.1f} "
             f"{r['loop_cpu_us_per_turn']:>12.1f} "
-            f"{r['wall_us_per_turn']:>13.1f} {r['turns_per_cpu_s']:>12.1f}  "
-            + " ".join(f"{x:.0f}" for x in r["cpu_us_per_turn_runs"])
+            f"{r['wall_us_per_turn']:>13.1f} {r['turns_per_cpu_s']:>12.1f}"
         )
+        if with_variants:
+            shipped = base.get(r["path"])
+            diff = "" if shipped is None else f"{r['cpu_us_per_turn'] - shipped:+.0f} µs"
+            pct = "" if shipped is None else f" {100 * (r['cpu_us_per_turn'] / shipped - 1):+.0f}%"
+            cells += f" {diff + pct:>16}"
+        print(cells + "  " + " ".join(f"{x:.0f}" for x in r["cpu_us_per_turn_runs"]))
 
 
 if __name__ == "__main__":
