@@ -70,6 +70,19 @@ def test_texts_in_the_window_and_repeated_texts_are_dropped() -> None:
     assert [hit.item.id for hit in hits] == ["a", "d"]
 
 
+def test_a_text_is_in_the_window_only_within_one_of_its_texts() -> None:
+    # The window is searched as one joined string: a text spanning two of its texts, or
+    # holding the character that joins them, is not in it.
+    window = ["We went to the  Harbour", "\tLIGHTHOUSE at dawn\n", "a\x00b"]
+    inside = item("inside", text="the harbour")
+    across = item("across", text="harbour lighthouse")
+    joiner = item("joiner", text="Harbour\x00lighthouse")
+    own = item("own", text="a\x00b")
+    hits = fuse([inside, across, joiner, own], [], now=NOW, limit=5, exclude_texts=window)
+    assert [hit.item.id for hit in hits] == ["across", "joiner"]
+    assert [h.item.id for h in fuse([inside], [], now=NOW, limit=5, exclude_texts=[])] == ["inside"]
+
+
 def test_limit_and_bad_weights() -> None:
     items = [item(str(n)) for n in range(10)]
     assert len(fuse(items, items, now=NOW, limit=3)) == 3

@@ -8,7 +8,6 @@ The weights only nudge: an item both rankings put first stays ahead of one neith
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +15,9 @@ from datetime import datetime
 from personae.core.memory.items import MemoryHit, MemoryItem
 from personae.errors import InvalidInput
 
-_SPACES = re.compile(r"\s+")
+#: Joins the window's texts into one string to search: no normalized text holds it (unless
+#: its source did, which ``_in_window`` checks for).
+_APART = "\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +55,10 @@ DEFAULT_WEIGHTS = RecallWeights()
 
 
 def normalized(text: str) -> str:
-    """The form texts are compared in for de-duplication."""
-    return _SPACES.sub(" ", text).strip().casefold()
+    """The form texts are compared in for de-duplication: whitespace runs as one space, no
+    space at either end, case folded. (``str.split()`` splits on what ``\\s`` matches, and
+    is several times faster than the regular expression.)"""
+    return " ".join(text.split()).casefold()
 
 
 def recency(item: MemoryItem, now: datetime, half_life_days: float) -> float:
@@ -91,17 +94,27 @@ def fuse(
     hits = [_score(items[i], r[0], r[1], now, weights) for i, r in ranks.items()]
     hits.sort(key=lambda hit: (-hit.score, hit.item.created_at, hit.item.id))
     window = [normalized(text) for text in exclude_texts]
+    joined = _APART.join(window)  # one search instead of one per window text
     seen: set[str] = set()
     kept: list[MemoryHit] = []
     for hit in hits:
         if len(kept) == limit:
             break
         text = normalized(hit.item.text)
-        if text in seen or any(text in shown for shown in window):
+        if text in seen or _in_window(text, window, joined):
             continue
         seen.add(text)
         kept.append(hit)
     return kept
+
+
+def _in_window(text: str, window: Sequence[str], joined: str) -> bool:
+    """Whether ``text`` is a piece of one of the window's texts."""
+    if not window:
+        return False
+    if _APART in text:  # it could span two texts of the join: ask each one
+        return any(text in shown for shown in window)
+    return text in joined
 
 
 def _score(

@@ -11,6 +11,7 @@ nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -32,6 +33,12 @@ T = TypeVar("T", bound=BaseModel)
 _FENCE = re.compile(r"^```(?:json)?\s*(?P<body>.*?)\s*```$", re.DOTALL)
 
 
+@functools.cache  # pydantic builds a schema afresh on every call: ~0.4 ms for each ask
+def _instruction(schema: type[BaseModel]) -> str:
+    shape = json.dumps(schema.model_json_schema(), separators=(",", ":"))
+    return f"Answer with one JSON object and nothing else, matching this JSON schema:\n{shape}"
+
+
 class Malformed(ValueError):
     """What the model answered did not validate; the message says why, for the retry."""
 
@@ -48,8 +55,7 @@ class StructuredAsk(Generic[T]):
 
     def instruction(self) -> str:
         """What the model is told about the answer's form."""
-        schema = json.dumps(self.schema.model_json_schema(), separators=(",", ":"))
-        return f"Answer with one JSON object and nothing else, matching this JSON schema:\n{schema}"
+        return _instruction(self.schema)
 
     def parse(self, text: str) -> T:
         """The validated answer, or ``Malformed`` saying what is wrong with ``text``."""
