@@ -7,8 +7,8 @@ replace this with real spans; the log field stays the same.
 
 It also writes the access log: one ``request served`` line per HTTP request once its response
 has ended (method, path without the query string, status, duration). Uvicorn's own access log
-is turned off (``cli.py``): it had no duration, wrote its line before the response headers (in
-the way of a streamed reply's first token), and logged the query string and the client
+is turned off (``cli/serve.py``): it had no duration, wrote its line before the response
+headers (in the way of a streamed reply's first token), and logged the query string and the client
 address, which may carry a token or be personal data.
 """
 
