@@ -61,6 +61,10 @@ WHERE id = :id
 """
 
 
+#: Every turn counts these; ``role = 'user'`` written as in the ``messages_user_turns`` partial
+#: index, so that SQLite answers from it alone.
+USER_TURNS = "SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'user'"
+
 #: What a stored message leaves in long-term memory (``core.memory.capture.memories_of``).
 Remember = Callable[[Message, Conversation], Sequence[NewMemory]]
 
@@ -380,10 +384,7 @@ def _ensure_user(conn: Connection, external_id: str) -> tuple[User, bool]:
 
 def _user_turns(conn: Connection, conversation_id: str) -> int:
     """The user's messages in the conversation: the lorebook's turn counter."""
-    (count,) = conn.execute(
-        "SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'user'",
-        (conversation_id,),
-    ).fetchone()
+    (count,) = conn.execute(USER_TURNS, (conversation_id,)).fetchone()
     return int(count)
 
 

@@ -124,9 +124,7 @@ class SqliteMemoryStore(SqliteResource, MemoryStore):
 
         def work(conn: Connection) -> list[MemoryItem]:
             rows = conn.execute(
-                f"{sql.ITEM_COLUMNS} WHERE user_id = ? AND character_id = ? AND scope = ?"
-                " AND kind >= 'fact:' AND kind < 'fact;' ORDER BY created_at DESC, pk DESC LIMIT ?",
-                (partition.user_id, partition.character_id, partition.scope.value, limit),
+                sql.FACTS, (partition.user_id, partition.character_id, partition.scope.value, limit)
             ).fetchall()
             return [sql.item_of(row) for row in rows]
 

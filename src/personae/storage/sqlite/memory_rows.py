@@ -32,6 +32,12 @@ ITEM_COLUMNS = (
     "SELECT pk, id, scope, user_id, character_id, text, kind, importance, created_at,"
     " source_message_ids, embedding_model, embedding_dimension FROM memory_items"
 )
+#: A partition's facts, newest first (every turn with memory on): the bounds on ``kind`` are
+#: those of the ``memory_items_facts`` partial index, written alike so that SQLite uses it.
+FACTS = (
+    f"{ITEM_COLUMNS} WHERE user_id = ? AND character_id = ? AND scope = ?"
+    " AND kind >= 'fact:' AND kind < 'fact;' ORDER BY created_at DESC, pk DESC LIMIT ?"
+)
 
 
 @dataclass(frozen=True, slots=True)
