@@ -29,6 +29,7 @@ from personae.errors import ConversationNotFound, InvalidInput
 from personae.storage.sqlite import event_log, groups, memory_rows, redo, state
 from personae.storage.sqlite.connection import Connection, transaction
 from personae.storage.sqlite.database import SqliteDatabase
+from personae.storage.sqlite.message_windows import MessageWindows, Window, newest
 from personae.storage.sqlite.resource import SqliteResource
 from personae.storage.sqlite.rows import (
     CONVERSATION_COLUMNS,
@@ -61,6 +62,16 @@ WHERE id = :id
 """
 
 
+_WINDOW_STATE = "SELECT messages_changed, last_seq FROM conversations WHERE id = ?"
+_RECENT_MESSAGES = (
+    f"SELECT * FROM ({MESSAGE_COLUMNS} WHERE conversation_id = ? AND hidden = 0"
+    " ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+)
+# At most ``limit`` of them: as many as that, and the window is read whole instead.
+_MESSAGES_AFTER = (
+    f"{MESSAGE_COLUMNS} WHERE conversation_id = ? AND seq > ? AND hidden = 0 ORDER BY seq LIMIT ?"
+)
+
 #: Every turn counts these; ``role = 'user'`` written as in the ``messages_user_turns`` partial
 #: index, so that SQLite answers from it alone.
 USER_TURNS = "SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'user'"
@@ -71,12 +82,17 @@ Remember = Callable[[Message, Conversation], Sequence[NewMemory]]
 
 class SqliteConversationStore(SqliteResource, ConversationStore):
     def __init__(
-        self, database: SqliteDatabase | Path, *, remember: Remember | None = None
+        self,
+        database: SqliteDatabase | Path,
+        *,
+        remember: Remember | None = None,
+        windows: MessageWindows | None = None,
     ) -> None:
         super().__init__(database)
         # With ``remember``, a user message and a reply are stored with their memory items
         # (pending embedding) in the message's own transaction: both or neither.
         self._remember = remember
+        self._windows = windows if windows is not None else MessageWindows()
 
     async def open_turn(
         self,
@@ -306,12 +322,38 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
         return await self._select("list conversations", sql, args, conversation_of)
 
     async def recent_messages(self, conversation_id: str, *, limit: int) -> list[Message]:
-        sql = (
-            f"SELECT * FROM ({MESSAGE_COLUMNS} WHERE conversation_id = ? AND hidden = 0"
-            " ORDER BY seq DESC LIMIT ?) ORDER BY seq"
-        )
-        args = (conversation_id, clamp_limit(limit))
-        return await self._select("read recent messages", sql, args, message_of)
+        limit = clamp_limit(limit)
+        held = self._windows.get(conversation_id)
+
+        def work(conn: Connection) -> tuple[Window | None, bool]:
+            # One snapshot for the counters and the rows: a change between them would
+            # otherwise be kept under the counters from before it.
+            conn.execute("BEGIN")
+            try:
+                row = conn.execute(_WINDOW_STATE, (conversation_id,)).fetchone()
+                if row is None:
+                    return None, False
+                changed, last_seq = int(row[0]), int(row[1])
+                if held is not None and held.changed == changed:
+                    # Nothing held was edited or deleted: only what came after is new.
+                    args = (conversation_id, held.last_seq, limit)
+                    added = [message_of(r) for r in conn.execute(_MESSAGES_AFTER, args)]
+                    if len(added) < limit and held.holds(limit, len(added)):
+                        every = [*held.messages, *added]
+                        complete = held.complete and len(every) <= limit
+                        return Window(changed, last_seq, tuple(every[-limit:]), complete), True
+                rows = conn.execute(_RECENT_MESSAGES, (conversation_id, limit))
+                messages = tuple(message_of(r) for r in rows)
+                return Window(changed, last_seq, messages, len(messages) < limit), False
+            finally:
+                conn.execute("COMMIT")
+
+        window, reused = await self._db.read("read recent messages", work)
+        if window is None:
+            self._windows.discard(conversation_id)
+            return []
+        self._windows.put(conversation_id, window, reused=reused)
+        return newest(window.messages, limit)
 
     async def list_messages(
         self,
