@@ -20,8 +20,9 @@ from personae.coordination.local import LocalConversationLock
 from personae.core.catalog import CharacterCatalog
 from personae.core.characters import Character
 from personae.core.events import MessageDone, TurnEvent
+from personae.core.prompt_stage import PAGE_MARGIN
 from personae.core.routing import ModelRoutes
-from personae.core.service import PAGE_MARGIN, ChatService, TurnSettings
+from personae.core.service import ChatService, TurnSettings
 from personae.core.types import (
     ChatMessage,
     GenerationParams,

@@ -6,8 +6,8 @@ base class does nothing, so the core runs unobserved by default; ``observability
 it with Prometheus metrics and a log line per turn.
 
 Observers are called on the event loop, inside the turn: they must be quick, must not block,
-and must not raise (``ChatService`` logs and swallows an observer's exception so that a
-metrics bug cannot end a turn). No message text ever passes through this port.
+and must not raise (``core/turn_report.py`` logs and swallows an observer's exception so that
+a metrics bug cannot end a turn). No message text ever passes through this port.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class ObserverFanout(TurnObserver):
 
 
 class TurnTally:
-    """Watches one turn's events and how it ended, then reports it once (``ChatService``)."""
+    """Watches one turn's events and how it ended, then reports it once (``TurnReporter``)."""
 
     __slots__ = ("_ack", "_done", "_first_text_at", "_outcome", "duplicate", "parts", "started")
 

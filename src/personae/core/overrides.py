@@ -1,9 +1,9 @@
 """What one turn does differently from what is configured: an experiment's variant, or a
 replay trying another version, route or parameters on a recorded conversation.
 
-``ChatService`` applies them at the start of a turn (``apply_overrides`` tells it what to use);
-the parts they name win over the character's and the server's settings, the caller's own
-sampling wishes still win over them.
+``ChatService`` applies them at the start of a turn; the parts they name win over the
+character's and the server's settings, the caller's own sampling wishes still win over them
+(``generation_params``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from personae.core.characters import GenerationOverrides
-from personae.core.types import SamplingOverrides
+from personae.core.characters import Character, GenerationOverrides
+from personae.core.types import GenerationParams, InboundMessage, SamplingOverrides
 from personae.errors import InvalidInput
 
 MEMORY_KEYS = frozenset({"enabled"})
@@ -37,6 +37,15 @@ class Overrides:
 
 
 NO_OVERRIDES = Overrides()
+
+
+def generation_params(
+    character: Character, inbound: InboundMessage, server: GenerationParams
+) -> GenerationParams:
+    """The parameters ``character``'s reply to ``inbound`` is generated with: the caller's
+    wishes win over a variant's, over the character's, over the server's."""
+    variant = (inbound.overrides or NO_OVERRIDES).generation
+    return inbound.sampling.over(variant.over(character.generation.as_overrides().over(server)))
 
 
 @dataclass(frozen=True, slots=True)
