@@ -8,6 +8,11 @@ drawn from a 5000-word vocabulary, in partitions of 10k items each (so 1M is 100
 are written through ``memory_rows.insert_items`` (the store's own write path) in transactions
 of 10k. ``--big`` adds the 1M table (about 4 minutes to build on 2 vCPUs). Target (memory
 issue): p99 under 10 ms at 10k in the partition. Bounded: temp files, removed at the end.
+
+Words are drawn uniformly by default: every word is rare, so a word's doclist stays short.
+``--zipf S`` draws them by Zipf's law with exponent S (1.0 is close to English): the common
+words then appear in most items of every partition, as in real chats, and a search has to go
+through their doclists across the whole table, not just the partition's.
 """
 
 from __future__ import annotations
@@ -41,7 +46,20 @@ def vocabulary(rng: random.Random, size: int = 5000) -> list[str]:
     return ["".join(rng.choices(letters, k=rng.randint(3, 9))) for _ in range(size)]
 
 
-def build(path: Path, total: int, rng: random.Random, words: list[str]) -> float:
+class Words:
+    """Draws words from the vocabulary, uniformly or by Zipf's law (rank r weighs 1 / r^s)."""
+
+    def __init__(self, vocabulary: list[str], zipf: float | None) -> None:
+        self.vocabulary = vocabulary
+        self.weights = (
+            None if zipf is None else [1 / r**zipf for r in range(1, len(vocabulary) + 1)]
+        )
+
+    def draw(self, rng: random.Random, k: int) -> str:
+        return " ".join(rng.choices(self.vocabulary, weights=self.weights, k=k))
+
+
+def build(path: Path, total: int, rng: random.Random, words: Words) -> float:
     started = time.perf_counter()
     conn = connect(path)
     migrate(conn)
@@ -55,7 +73,7 @@ def build(path: Path, total: int, rng: random.Random, words: list[str]) -> float
         items = [
             NewMemory(
                 partition,
-                " ".join(rng.choices(words, k=12)),
+                words.draw(rng, 12),
                 NOW - timedelta(minutes=n),
                 embedding=tuple(vector.tolist()),
             )
@@ -67,7 +85,7 @@ def build(path: Path, total: int, rng: random.Random, words: list[str]) -> float
     return time.perf_counter() - started
 
 
-async def measure(path: Path, queries: int, rng: random.Random, words: list[str]) -> list[float]:
+async def measure(path: Path, queries: int, rng: random.Random, words: Words) -> list[float]:
     target = Partition.private("user0", "mira")
     np_rng = np.random.default_rng(11)
     timings = []
@@ -75,7 +93,7 @@ async def measure(path: Path, queries: int, rng: random.Random, words: list[str]
         for n in range(queries + 20):
             vector = np_rng.standard_normal(DIMENSION)
             vector /= np.linalg.norm(vector)
-            text = " ".join(rng.choices(words, k=6))
+            text = words.draw(rng, 6)
             started = time.perf_counter()
             hits = await store.search([target], text=text, vector=vector.tolist(), now=NOW)
             elapsed = (time.perf_counter() - started) * 1000
@@ -91,12 +109,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--big", action="store_true", help="also 1M items in total")
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--zipf", type=float, help="draw words by Zipf's law, this exponent")
     args = parser.parse_args()
     sizes = sorted(set(args.sizes + ([1_000_000] if args.big else [])))
     print(f"{'items':>10} {'build s':>8} {'file MiB':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     for total in sizes:
         rng = random.Random(total)
-        words = vocabulary(rng)
+        words = Words(vocabulary(rng), args.zipf)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "memory.db"
             built = build(path, total, rng, words)
