@@ -14,7 +14,7 @@ from personae.storage.sqlite import SqliteConversationStore
 from personae.storage.sqlite import memory_rows as sql
 from personae.storage.sqlite.connection import connect, transaction
 from personae.storage.sqlite.memory import SqliteMemoryStore
-from personae.storage.sqlite.migrations import load_migrations, migrate
+from personae.storage.sqlite.migrations import migrate
 from personae.testing import FakeEmbedder
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -108,58 +108,3 @@ async def test_vector_search_touches_only_the_queried_partition(tmp_path: Path) 
             [ALICE], text="?", vector=OLD.vector("the same words everywhere"), now=NOW
         )
     assert [h.item.partition for h in hits] == [ALICE]
-
-
-def test_the_upgrade_indexes_every_item_again_by_partition(tmp_path: Path) -> None:
-    # Items stored before migration 0016, with the partition's token in a column of its own,
-    # are found after it, each in its own partition only.
-    path = tmp_path / "m.db"
-    bob = Partition.private("u-bob", "mira")
-    conn = connect(path)
-    try:
-        migrate(conn, [m for m in load_migrations() if m.version < 16])
-        with transaction(conn):
-            for pk, (partition, text) in enumerate(
-                [(ALICE, "Miso the cat sleeps"), (bob, "my cat Pixel"), (ALICE, "rainy day")], 1
-            ):
-                conn.execute(
-                    "INSERT INTO memory_items (pk, id, scope, user_id, character_id, text,"
-                    " kind, importance, created_at, source_message_ids)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 'turn', 0.5, ?, '[]')",
-                    (pk, f"mem{pk}", partition.scope.value, partition.user_id,
-                     partition.character_id, text, NOW.isoformat()),
-                )  # fmt: skip
-                conn.execute(
-                    "INSERT INTO memory_fts (rowid, text, part) VALUES (?, ?, ?)",
-                    (pk, text, sql.partition_token(partition)),
-                )
-        assert migrate(conn) == [16]
-        assert sql.fulltext_ranking(conn, [ALICE], "cats?", 10) == [1]
-        assert sql.fulltext_ranking(conn, [bob], "cat", 10) == [2]
-        assert sorted(sql.fulltext_ranking(conn, [ALICE, bob], "cat", 10)) == [1, 2]
-        assert sql.fulltext_ranking(conn, [ALICE], "Pixel", 10) == []
-    finally:
-        conn.close()
-
-
-async def test_a_full_text_search_reads_only_its_partitions_terms(tmp_path: Path) -> None:
-    # What makes a search independent of other users' items: every indexed term carries
-    # its partition's token, and a query asks for its partitions' terms alone.
-    path = tmp_path / "m.db"
-    async with SqliteMemoryStore(path) as store:
-        await store.add([new("Rainy days are the best days", None)])
-    token = sql.partition_token(ALICE)
-    assert sql.fts_terms(ALICE, "Rainy DAYS, déjà vu") == (
-        f"{token}rainy {token}days {token}deja {token}vu"
-    )
-    conn = connect(path)
-    try:
-        vocabulary = "SELECT term FROM memory_fts_vocab ORDER BY term"
-        conn.execute(
-            "CREATE VIRTUAL TABLE temp.memory_fts_vocab USING fts5vocab(main, memory_fts, row)"
-        )
-        terms = [row[0] for row in conn.execute(vocabulary)]
-    finally:
-        conn.close()
-    assert len(terms) == 5  # rainy, days (twice), are, the, best
-    assert all(term.startswith(token) for term in terms)

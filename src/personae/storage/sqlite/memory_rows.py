@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from personae.core.memory.items import EmbeddingSpace, MemoryItem, NewMemory, Partition, Scope
-from personae.core.memory.terms import query_terms, words
+from personae.core.memory.terms import query_terms
 from personae.core.memory.validate import check_vectors
 from personae.storage.sqlite.connection import Connection
 from personae.storage.sqlite.rows import as_text, new_id, now
@@ -113,7 +113,7 @@ def insert_items(
         pk = int(cursor.lastrowid)
         token = partition_token(part)
         conn.execute(
-            "INSERT INTO memory_fts (rowid, terms) VALUES (?, ?)", (pk, fts_terms(part, item.text))
+            "INSERT INTO memory_fts (rowid, text, part) VALUES (?, ?, ?)", (pk, item.text, token)
         )
         if vectors is not None and item.embedding is not None:
             _insert_vector(conn, vectors, pk, token, item.embedding)
@@ -211,32 +211,14 @@ def fulltext_ranking(
     terms = query_terms(text)
     if not terms or limit <= 0:
         return []
-    tokens = [partition_token(p) for p in partitions]
-    # Terms and tokens hold letters and digits only: nothing to escape in the quotes.
-    query = " OR ".join(f'"{token}{term}"' for token in tokens for term in terms)
+    parts = " OR ".join(f'"{partition_token(p)}"' for p in partitions)
+    words = " OR ".join(f'"{term}"' for term in terms)  # terms hold no quotes: letters/digits
+    query = f"part : ({parts}) AND text : ({words})"
     rows = conn.execute(
         "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rank LIMIT ?",
         (query, limit),
     ).fetchall()
     return [int(row[0]) for row in rows]
-
-
-def fts_terms(partition: Partition, text: str) -> str:
-    """What the full-text index holds of ``text``: each word prefixed with its partition's
-    token, one FTS5 term. A search then reads the doclists of its own partitions' words only:
-    with the token as a separate column to filter on, a common word's doclist spanned every
-    user, and a search grew with the whole table (bench/memory_recall.py --zipf)."""
-    token = partition_token(partition)
-    return " ".join(token + word for word in words(text))
-
-
-def register_functions(conn: Connection) -> None:
-    """SQL functions the migrations call (0016 re-indexes every item with ``fts_terms``)."""
-    conn.create_function("memory_fts_terms", 4, _sql_fts_terms, deterministic=True)
-
-
-def _sql_fts_terms(scope: str, user_id: str, character_id: str, text: str) -> str:
-    return fts_terms(Partition(Scope(scope), user_id, character_id), text)
 
 
 def vector_ranking(

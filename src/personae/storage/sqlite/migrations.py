@@ -18,7 +18,6 @@ from importlib import resources
 import sqlean
 
 from personae.errors import StorageError
-from personae.storage.sqlite import memory_rows
 from personae.storage.sqlite.connection import Connection, transaction
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -80,7 +79,6 @@ def applied_versions(conn: Connection) -> set[int]:
 def migrate(conn: Connection, migrations: Sequence[Migration] | None = None) -> list[int]:
     """Apply what is missing, in order; returns the versions applied now."""
     migrations = load_migrations() if migrations is None else migrations
-    memory_rows.register_functions(conn)
     conn.execute(_CREATE_TABLE)
     known = max((m.version for m in migrations), default=0)
     newest = max(applied_versions(conn), default=0)
