@@ -33,7 +33,7 @@ def sqlite_snapshot(path: Path, *, skip: tuple[str, ...] = NOT_STATE) -> Snapsho
                 for (_, column, *_) in conn.execute(f"PRAGMA table_info({name})")
                 if column not in NOT_STATE_COLUMNS.get(name, ())
             ]
-            listed = ", ".join(f'"{column}"' for column in columns) if columns else "*"
+            listed = ", ".join(f'"{column}"' for column in columns)
             snapshot[name] = conn.execute(
                 f"SELECT {listed} FROM {name} ORDER BY {order}"
             ).fetchall()

@@ -119,11 +119,26 @@ async def test_a_longer_read_or_many_new_messages_read_the_window_whole(tmp_path
         assert await store.recent_messages("no-such-conversation", limit=3) == []
 
 
+async def test_a_shorter_read_does_not_shrink_the_window_a_longer_one_kept(tmp_path: Path) -> None:
+    # The route chooser and the prompt ask for different numbers of messages each turn.
+    path = tmp_path / "w.db"
+    windows = MessageWindows()
+    async with SqliteConversationStore(path, windows=windows) as store:
+        conversation = (await chat(store, 3)).conversation.id
+        assert len(await store.recent_messages(conversation, limit=10)) == 6
+        await store.open_turn(external_user_id="ada", character_id="mira", text="u3")
+        assert texts(await store.recent_messages(conversation, limit=2)) == ["a2", "u3"]
+        assert texts(await store.recent_messages(conversation, limit=10)) == on_disk(
+            path, conversation, 10
+        )
+        assert (windows.read_whole, windows.reused) == (1, 2)
+
+
 def window(changed: int, last_seq: int, *contents: str) -> Window:
     messages = tuple(
         Message(f"m{n}", "c", n, Role.USER, text, NOW) for n, text in enumerate(contents, 1)
     )
-    return Window(changed, last_seq, messages, complete=True)
+    return Window(changed, last_seq, messages, complete=True, span=len(messages))
 
 
 def test_the_least_recently_read_go_first_within_the_budget() -> None:

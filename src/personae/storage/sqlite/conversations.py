@@ -29,7 +29,7 @@ from personae.errors import ConversationNotFound, InvalidInput
 from personae.storage.sqlite import event_log, groups, memory_rows, redo, state
 from personae.storage.sqlite.connection import Connection, transaction
 from personae.storage.sqlite.database import SqliteDatabase
-from personae.storage.sqlite.message_windows import MessageWindows, Window, newest
+from personae.storage.sqlite.message_windows import MessageWindows, newest, read_window
 from personae.storage.sqlite.resource import SqliteResource
 from personae.storage.sqlite.rows import (
     CONVERSATION_COLUMNS,
@@ -61,16 +61,6 @@ UPDATE conversations SET
 WHERE id = :id
 """
 
-
-_WINDOW_STATE = "SELECT messages_changed, last_seq FROM conversations WHERE id = ?"
-_RECENT_MESSAGES = (
-    f"SELECT * FROM ({MESSAGE_COLUMNS} WHERE conversation_id = ? AND hidden = 0"
-    " ORDER BY seq DESC LIMIT ?) ORDER BY seq"
-)
-# At most ``limit`` of them: as many as that, and the window is read whole instead.
-_MESSAGES_AFTER = (
-    f"{MESSAGE_COLUMNS} WHERE conversation_id = ? AND seq > ? AND hidden = 0 ORDER BY seq LIMIT ?"
-)
 
 #: Every turn counts these; ``role = 'user'`` written as in the ``messages_user_turns`` partial
 #: index, so that SQLite answers from it alone.
@@ -324,31 +314,9 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
     async def recent_messages(self, conversation_id: str, *, limit: int) -> list[Message]:
         limit = clamp_limit(limit)
         held = self._windows.get(conversation_id)
-
-        def work(conn: Connection) -> tuple[Window | None, bool]:
-            # One snapshot for the counters and the rows: a change between them would
-            # otherwise be kept under the counters from before it.
-            conn.execute("BEGIN")
-            try:
-                row = conn.execute(_WINDOW_STATE, (conversation_id,)).fetchone()
-                if row is None:
-                    return None, False
-                changed, last_seq = int(row[0]), int(row[1])
-                if held is not None and held.changed == changed:
-                    # Nothing held was edited or deleted: only what came after is new.
-                    args = (conversation_id, held.last_seq, limit)
-                    added = [message_of(r) for r in conn.execute(_MESSAGES_AFTER, args)]
-                    if len(added) < limit and held.holds(limit, len(added)):
-                        every = [*held.messages, *added]
-                        complete = held.complete and len(every) <= limit
-                        return Window(changed, last_seq, tuple(every[-limit:]), complete), True
-                rows = conn.execute(_RECENT_MESSAGES, (conversation_id, limit))
-                messages = tuple(message_of(r) for r in rows)
-                return Window(changed, last_seq, messages, len(messages) < limit), False
-            finally:
-                conn.execute("COMMIT")
-
-        window, reused = await self._db.read("read recent messages", work)
+        window, reused = await self._db.read(
+            "read recent messages", lambda conn: read_window(conn, conversation_id, limit, held)
+        )
         if window is None:
             self._windows.discard(conversation_id)
             return []

@@ -20,22 +20,36 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from personae.core.types import Message
+from personae.storage.sqlite.connection import Connection
+from personae.storage.sqlite.rows import MESSAGE_COLUMNS, message_of
 
 DEFAULT_MAX_CHARS = 4_000_000  # ~4-16 MB of text: thousands of conversations' windows
+
+_WINDOW_STATE = "SELECT messages_changed, last_seq FROM conversations WHERE id = ?"
+_RECENT_MESSAGES = (
+    f"SELECT * FROM ({MESSAGE_COLUMNS} WHERE conversation_id = ? AND hidden = 0"
+    " ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+)
+# At most ``limit`` of them: as many as that, and the window is read whole instead.
+_MESSAGES_AFTER = (
+    f"{MESSAGE_COLUMNS} WHERE conversation_id = ? AND seq > ? AND hidden = 0 ORDER BY seq LIMIT ?"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
     """The newest visible messages of a conversation, oldest first, as they were when its
     ``messages_changed`` counter and ``last_seq`` had these values; ``complete`` when they are
-    every visible message it had."""
+    every visible message it had. It keeps as many as the longest read of it asked for, so
+    that callers asking for different limits do not shrink it for each other."""
 
     changed: int
     last_seq: int
     messages: tuple[Message, ...]
     complete: bool
+    span: int  # the most messages a read of it asked for: what it keeps at most
 
-    def holds(self, limit: int, added: int = 0) -> bool:
+    def holds(self, limit: int, added: int) -> bool:
         """Whether the newest ``limit`` messages are in this window plus ``added`` newer."""
         return self.complete or len(self.messages) + added >= limit
 
@@ -45,6 +59,37 @@ class Window:
 
 def newest(messages: Sequence[Message], limit: int) -> list[Message]:
     return list(messages[-limit:]) if limit > 0 else []
+
+
+def read_window(
+    conn: Connection, conversation_id: str, limit: int, held: Window | None
+) -> tuple[Window | None, bool]:
+    """The conversation's window for a read of the newest ``limit`` messages (None: no such
+    conversation), and whether it was made of ``held`` and the messages after it. Runs on a
+    reader connection."""
+    # One snapshot for the counters and the rows: a change between them would otherwise be
+    # kept under the counters from before it.
+    conn.execute("BEGIN")
+    try:
+        row = conn.execute(_WINDOW_STATE, (conversation_id,)).fetchone()
+        if row is None:
+            return None, False
+        changed, last_seq = int(row[0]), int(row[1])
+        if held is not None and held.changed == changed:
+            # Nothing held was edited or deleted: only what came after is new.
+            args = (conversation_id, held.last_seq, limit)
+            added = [message_of(r) for r in conn.execute(_MESSAGES_AFTER, args)]
+            if len(added) < limit and held.holds(limit, len(added)):
+                span = max(limit, held.span)
+                every = [*held.messages, *added]
+                complete = held.complete and len(every) <= span
+                window = Window(changed, last_seq, tuple(every[-span:]), complete, span)
+                return window, True
+        rows = conn.execute(_RECENT_MESSAGES, (conversation_id, limit))
+        messages = tuple(message_of(r) for r in rows)
+        return Window(changed, last_seq, messages, len(messages) < limit, limit), False
+    finally:
+        conn.execute("COMMIT")
 
 
 class MessageWindows:
