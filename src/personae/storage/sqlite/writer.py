@@ -7,7 +7,8 @@ own savepoint, and commits once: one fsync (``synchronous=full``) for the whole 
 of one per write. A write that raises is rolled back to its savepoint, alone; the others go on.
 A caller's await resolves only after the commit, so an acknowledged write is as durable as it
 was with a transaction of its own. While a group commits, the next one queues up, so groups
-grow with the load and cost nothing when idle (a lone write is a group of one).
+grow with the load and cost nothing when idle (a lone write is a group of one). No commit
+waits for a WAL checkpoint: those run on a thread of their own (``checkpointer.py``).
 
 A write whose caller is cancelled still runs, whole or not at all, like any other: a
 transaction is never cut in half, and the others in its group never notice.
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from personae.storage.sqlite.checkpointer import Checkpointer
 from personae.storage.sqlite.connection import Connection, Synchronous, connect, savepoint
 
 T = TypeVar("T")
@@ -49,6 +51,12 @@ class GroupCommitWriter:
         self.path = path
         self._queue: queue.SimpleQueue[Write[Any] | None] = queue.SimpleQueue()
         self._conn: Connection = connect(path, synchronous=synchronous, foreign_keys=foreign_keys)
+        try:
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's, not a commit's
+            self.checkpointer = Checkpointer(path, synchronous=synchronous)
+        except BaseException:
+            self._conn.close()
+            raise
         self._thread = threading.Thread(
             target=self._serve, name=f"personae-sqlite-writer {path.name}", daemon=True
         )
@@ -79,7 +87,8 @@ class GroupCommitWriter:
                 if stop:
                     return
         finally:
-            self._conn.close()
+            self.checkpointer.stop()
+            self._conn.close()  # the last connection to close checkpoints what is left
 
     def _next_group(self) -> list[Write[Any] | None] | None:
         first = self._queue.get()
@@ -123,6 +132,7 @@ class GroupCommitWriter:
             return
         self.commits += 1
         self.writes += len(writes)
+        self.checkpointer.committed()
 
 
 def _fail(writes: list[Write[Any]], exc: BaseException) -> None:
