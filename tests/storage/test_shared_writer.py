@@ -5,6 +5,7 @@ reads never wait for writes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from personae.core.types import AccessRole, ApiKey, AuditEntry, NewMessage, Role
 from personae.errors import StorageError
 from personae.storage.sqlite import SqliteConversationStore
 from personae.storage.sqlite.audit import SqliteAuditLog
-from personae.storage.sqlite.connection import Connection
+from personae.storage.sqlite.connection import Connection, transaction
 from personae.storage.sqlite.database import SqliteDatabase
 from personae.storage.sqlite.keys import SqliteKeyStore
 from personae.storage.sqlite.writer import GroupCommitWriter
@@ -142,6 +143,58 @@ async def test_a_failed_write_rolls_back_only_its_own_work(database: SqliteDatab
     with pytest.raises(StorageError, match="could not add a again"):
         await duplicate
     assert await key_ids(database) == ["a", "c"]
+
+
+async def test_a_lone_failed_write_is_undone_whole_and_the_writer_goes_on(
+    database: SqliteDatabase,
+) -> None:
+    def half_then_fail(conn: Connection) -> None:
+        with transaction(conn):
+            insert_key("half")(conn)
+            raise ValueError("the caller's own error")
+
+    before = writer_of(database).commits
+    with pytest.raises(ValueError, match="the caller's own error"):
+        await database.write("add half", half_then_fail)  # a group of one: no savepoint
+
+    assert await key_ids(database) == []
+    assert writer_of(database).commits == before  # rolled back, not committed empty
+    await database.write("add b", insert_key("b"))
+    assert await key_ids(database) == ["b"]
+
+
+async def test_a_lone_write_gets_no_savepoint_of_the_writer_and_nested_ones_share_a_name(
+    database: SqliteDatabase,
+) -> None:
+    statements: list[str] = []
+
+    def nested(conn: Connection) -> None:
+        with transaction(conn):
+            insert_key("kept")(conn)
+            with contextlib.suppress(ValueError), transaction(conn):
+                insert_key("undone")(conn)
+                raise ValueError("inner")
+            insert_key("after")(conn)
+
+    def trace(on: bool) -> Callable[[Connection], None]:
+        return lambda conn: conn.set_trace_callback(statements.append if on else None)
+
+    await database.write("trace", trace(True))
+    await database.write("nest", nested)  # alone in its group
+    await database.write("untrace", trace(False))
+
+    assert await key_ids(database) == ["after", "kept"]  # ROLLBACK TO undid the inner only
+    begin = statements.index("BEGIN IMMEDIATE")
+    nest = statements[begin : statements.index("COMMIT", begin) + 1]
+    assert [s for s in nest if not s.startswith("INSERT")] == [
+        "BEGIN IMMEDIATE",
+        "SAVEPOINT personae",  # the job's transaction(): the writer adds none to a lone write
+        "SAVEPOINT personae",
+        "ROLLBACK TO personae",
+        "RELEASE personae",
+        "RELEASE personae",
+        "COMMIT",
+    ]  # one text each: they stay in the statement cache with the stores' own SQL
 
 
 async def test_a_write_that_ends_the_transaction_fails_its_whole_group(

@@ -3,12 +3,13 @@ writes of concurrent callers together (group commit).
 
 Each write is a plain function of the connection. The thread takes every write waiting in its
 queue, runs them one after the other inside one ``BEGIN IMMEDIATE`` transaction, each under its
-own savepoint, and commits once: one fsync (``synchronous=full``) for the whole group instead
-of one per write. A write that raises is rolled back to its savepoint, alone; the others go on.
-A caller's await resolves only after the commit, so an acknowledged write is as durable as it
-was with a transaction of its own. While a group commits, the next one queues up, so groups
-grow with the load and cost nothing when idle (a lone write is a group of one). No commit
-waits for a WAL checkpoint: those run on a thread of their own (``checkpointer.py``).
+own savepoint (a write alone in its group needs none: the transaction is its own), and commits
+once: one fsync (``synchronous=full``) for the whole group instead of one per write. A write
+that raises is rolled back to its savepoint, alone; the others go on. A caller's await
+resolves only after the commit, so an acknowledged write is as durable as it was with a
+transaction of its own. While a group commits, the next one queues up, so groups grow with the
+load and cost nothing when idle (a lone write is a group of one). No commit waits for a WAL
+checkpoint: those run on a thread of their own (``checkpointer.py``).
 
 A write whose caller is cancelled still runs, whole or not at all, like any other: a
 transaction is never cut in half, and the others in its group never notice.
@@ -21,12 +22,18 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from personae.storage.sqlite.checkpointer import Checkpointer
-from personae.storage.sqlite.connection import Connection, Synchronous, connect, savepoint
+from personae.storage.sqlite.connection import (
+    Connection,
+    Synchronous,
+    connect,
+    savepoint,
+)
 
 T = TypeVar("T")
 
@@ -112,15 +119,18 @@ class GroupCommitWriter:
         except BaseException as exc:  # the file is locked by another process past busy_timeout
             _fail(writes, exc)
             return
+        alone = len(writes) == 1  # a failure can roll back the whole transaction
         for write in writes:
             try:
-                with savepoint(conn):
+                with nullcontext() if alone else savepoint(conn):
                     write.outcome = (True, write.fn(conn))
             except BaseException as exc:
                 write.outcome = (False, exc)
+                if alone and conn.in_transaction:
+                    conn.execute("ROLLBACK")  # the write's own transaction: undone whole
                 if not conn.in_transaction:
-                    # SQLite abandoned the whole transaction (disk full, I/O error): nothing
-                    # of this group is stored, so nobody may be told otherwise.
+                    # Rolled back above, or abandoned by SQLite (disk full, I/O error):
+                    # nothing of this group is stored, so nobody may be told otherwise.
                     _fail(writes, exc)
                     return
         try:
