@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 
 from personae.app import build_app
 from personae.client import ClientError, PersonaeClient, SyncPersonaeClient
@@ -80,6 +83,39 @@ async def test_a_send_in_flight_during_a_drop_is_not_duplicated(server: Server) 
         assert again.message_id == reply.message_id
         assert (await again.done())["duplicate"] is True
     assert len(server.model.requests) == 1
+
+
+async def test_a_reply_that_arrives_before_the_answer_to_its_send_is_kept_whole() -> None:
+    # In a conversation the connection follows already, a short reply can reach the client
+    # before the answer to its send: its events, its end included, wait for it there.
+    def event(seq: int, name: str, payload: dict[str, Any]) -> str:
+        frame = {"type": "event", "event": name, "conversation": "conv_1", "seq": seq}
+        return json.dumps({**frame, "payload": payload})
+
+    async def script(ws: ServerConnection) -> None:
+        hello = json.loads(await ws.recv())
+        result = {"type": "hello", "user": "sam", "resumed": []}
+        await ws.send(json.dumps({"type": "res", "id": hello["id"], "ok": True, "result": result}))
+        async for raw in ws:
+            request = json.loads(raw)
+            if request["method"] != "message.send":
+                continue
+            await ws.send(event(1, "message.delta", {"reply_to": "msg_1", "text": "Aye."}))
+            await ws.send(event(2, "message.delta", {"reply_to": "msg_other", "text": "Hm."}))
+            await ws.send(event(3, "message.done", {"reply_to": "msg_other", "message": {}}))
+            await ws.send(event(4, "message.done", {"reply_to": "msg_1", "message": {"n": 1}}))
+            sent = {"conversation": "conv_1", "message_id": "msg_1", "duplicate": False}
+            await ws.send(
+                json.dumps({"type": "res", "id": request["id"], "ok": True, "result": sent})
+            )
+
+    async with serve(script, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with PersonaeClient(f"ws://127.0.0.1:{port}", user="sam") as client:
+            reply = await client.send("aria", "Engage.")
+            assert await asyncio.wait_for(reply.text(), 5) == "Aye."
+            assert (await reply.done())["message"] == {"n": 1}
+            assert not client._early  # another device's reply, ended: not kept past the send
 
 
 async def test_an_unreachable_server_is_a_clear_error() -> None:

@@ -39,6 +39,10 @@ class ClientError(Exception):
         self.retry_after = retry_after
 
 
+#: The events that end a reply.
+_ENDS = frozenset({"message.done", "error"})
+
+
 class Reply:
     """A reply being generated: iterate for text chunks; ``done()`` for the final payload."""
 
@@ -52,7 +56,7 @@ class Reply:
     def _event(self, event: str, payload: dict[str, Any]) -> None:
         if event == "message.delta":
             self._chunks.put_nowait(payload["text"])
-        elif event in {"message.done", "error"}:
+        elif event in _ENDS:
             if event == "message.done":
                 self._done.set_result(payload)
             else:
@@ -161,7 +165,16 @@ class PersonaeClient:
         self._replies[reply.message_id] = reply
         for event, payload in self._early.pop(reply.message_id, []):
             self._deliver(reply, event, payload)
+        if not self._sending():  # what was kept meanwhile of other devices' replies that ended
+            for ended in [k for k, events in self._early.items() if events[-1][0] in _ENDS]:
+                del self._early[ended]
         return reply
+
+    def _sending(self) -> bool:
+        """Whether a send's answer is on its way: in a conversation this connection follows
+        already, the server may deliver a whole short reply before it, and the reply's end
+        must then be kept for it like its other events."""
+        return any(frame["method"] == "message.send" for frame, _ in self._pending.values())
 
     async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         request_id = f"c{next(self._ids)}"
@@ -260,14 +273,14 @@ class PersonaeClient:
         reply = self._replies.get(reply_to)
         if reply is not None:
             self._deliver(reply, frame["event"], payload)
-        elif frame["event"] in {"message.done", "error"}:
+        elif frame["event"] in _ENDS and not self._sending():
             self._early.pop(reply_to, None)  # someone else's reply (another device) ended
         elif len(self._early) < 1000:
             self._early.setdefault(reply_to, []).append((frame["event"], payload))
 
     def _deliver(self, reply: Reply, event: str, payload: dict[str, Any]) -> None:
         reply._event(event, payload)
-        if event in {"message.done", "error"}:
+        if event in _ENDS:
             self._replies.pop(reply.message_id, None)
 
     def _fail_pending(self, error: ClientError) -> None:

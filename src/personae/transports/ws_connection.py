@@ -343,8 +343,10 @@ class Connection:
             "ack_seq": accepted.ack_seq,
             "duplicate": accepted.duplicate,
         }
-        # The answer goes out before the turn's events, so a client knows which reply they
-        # belong to before the first of them arrives.
+        # Subscribing after the answer puts the answer before the turn's events. A connection
+        # that follows the conversation already gets them as every device does, and a short
+        # reply may come whole before this answer: clients keep events for a reply_to they do
+        # not know yet (docs/protocol.md, "Example").
         self._put(frames.result_frame(request_id, result))
         if accepted.ack_seq is not None and accepted.conversation_id not in self._subscriptions:
             await self._subscribe(accepted.conversation_id, accepted.ack_seq - 1)
