@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from personae.core.types import (
     InboundMessage,
     Message,
     NewMessage,
+    OpenedTurn,
     Redo,
     Role,
 )
@@ -71,9 +72,18 @@ class Side:
 
 
 class CountingStore(SqliteConversationStore):
-    def __init__(self, path: Path) -> None:
+    """Counts the reads of recent messages. ``brings_history`` off, a stored user message
+    comes without the history the store read with it, so that every prompt reads its own
+    (the paging below is about those reads)."""
+
+    def __init__(self, path: Path, *, brings_history: bool = False) -> None:
         super().__init__(path)
+        self.brings_history = brings_history
         self.reads: dict[str, list[tuple[int, int]]] = {}
+
+    async def open_turn(self, **fields: Any) -> OpenedTurn:
+        opened = await super().open_turn(**fields)
+        return opened if self.brings_history else replace(opened, recent=None)
 
     async def recent_messages(self, conversation_id: str, *, limit: int) -> list[Message]:
         found = await super().recent_messages(conversation_id, limit=limit)
@@ -119,6 +129,30 @@ async def test_paged_prompts_are_the_whole_window_prompts(
         for one in (paged, whole):
             await one.say("vera" if n % 2 else "mira", text)
         assert without_ids(paged.last_prompt()) == without_ids(whole.last_prompt())
+
+
+@pytest.mark.parametrize("context", [80, 4096], ids=["cut-in-first-page", "all-fits"])
+async def test_the_history_a_stored_message_brings_makes_the_same_prompts_without_reads(
+    tmp_path: Path, context: int
+) -> None:
+    async with (
+        CountingStore(tmp_path / "reads.sqlite3") as reading,
+        CountingStore(tmp_path / "brings.sqlite3", brings_history=True) as bringing,
+    ):
+        reads = side(reading, "ann", page=4, context=context)
+        brings = side(bringing, "ann", page=4, context=context)
+        for n in range(30):
+            text = f"turn {n}: tell me about the lighthouse" if n % 7 == 3 else f"turn {n} words"
+            for one in (reads, brings):
+                done = await one.say("vera" if n % 2 else "mira", text)
+            assert without_ids(reads.last_prompt()) == without_ids(brings.last_prompt())
+        read_turns = sum(len(r) for r in reading.reads.values())
+        brought_turns = sum(len(r) for r in bringing.reads.values())
+        assert read_turns >= 30  # every turn read
+        # Reads left: each conversation's first turn (no window kept yet), and a turn whose
+        # page is longer than the window kept while the conversation has more.
+        assert brought_turns <= read_turns // 2, bringing.reads
+        assert done.conversation_id in bringing.reads
 
 
 async def test_each_turn_reads_what_the_last_prompt_kept_and_a_margin(

@@ -174,8 +174,9 @@ async def test_a_redis_restart_degrades_readiness_and_nothing_crashes(
         await asyncio.sleep(0.2)
     backend.enqueue(Reply(["Still", " here."], token_delay_s=0.05))
     watcher, _ = await WsClient.open(b.url, user="sam", device_id="laptop")
-    sent = (await client.request("message.send", ARIA))["result"]
-    conversation = sent["conversation"]
+    answer = await client.request("message.send", ARIA)
+    assert answer["ok"], answer  # what refused it, if anything did
+    conversation = answer["result"]["conversation"]
     await watcher.request("conversation.subscribe", {"conversation": conversation})
     on_a = await client.events_until("message.done", conversation=conversation)
     on_b = await watcher.events_until("message.done", conversation=conversation)

@@ -65,7 +65,9 @@ async def test_the_next_turn_reads_only_its_new_messages(tmp_path: Path) -> None
             assert got == on_disk(path, conversation, 4)
             await store.append_message(conversation, NewMessage(Role.ASSISTANT, f"a{n}"))
         assert texts(await store.recent_messages(conversation, limit=4)) == ["u3", "a3", "u4", "a4"]
-        assert (windows.read_whole, windows.reused) == (1, 3)
+        # One whole read; each user message stored brought the window up to date (2), and
+        # each read after it (3) read only what came since.
+        assert (windows.read_whole, windows.reused) == (1, 5)
 
 
 async def test_an_edit_or_a_deletion_by_anyone_is_read_again(tmp_path: Path) -> None:
@@ -131,7 +133,52 @@ async def test_a_shorter_read_does_not_shrink_the_window_a_longer_one_kept(tmp_p
         assert texts(await store.recent_messages(conversation, limit=10)) == on_disk(
             path, conversation, 10
         )
-        assert (windows.read_whole, windows.reused) == (1, 2)
+        assert (windows.read_whole, windows.reused) == (1, 3)  # the open_turn's, the reads'
+
+
+async def test_a_stored_user_message_brings_the_prompts_history_with_it(tmp_path: Path) -> None:
+    # The window kept from the last read, and what came after it, read in the same
+    # transaction that stored the message: the turn's prompt needs no read of its own.
+    path = tmp_path / "w.db"
+    async with SqliteConversationStore(path) as store:
+        conversation = (await chat(store, 3)).conversation.id
+        await store.recent_messages(conversation, limit=10)  # the last turn's prompt read
+        opened = await store.open_turn(external_user_id="ada", character_id="mira", text="u3")
+
+        assert opened.recent is not None
+        assert [m.content for m in opened.recent] == on_disk(path, conversation, 10)
+        assert opened.recent_complete  # 7 messages: every one the conversation has
+        for limit in (0, 1, 4, 7, 10):
+            newest = opened.newest(limit)
+            assert newest is not None
+            assert texts(newest) == on_disk(path, conversation, limit)
+
+
+async def test_the_history_is_left_to_a_read_when_the_store_cannot_tell(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    async with SqliteConversationStore(path) as store:
+        conversation = (await chat(store, 3)).conversation.id
+        # No window kept (a conversation not read lately): nothing brought along.
+        opened = await store.open_turn(external_user_id="ada", character_id="mira", text="u3")
+        assert opened.recent is None
+        assert opened.newest(1) is None
+
+        # A short window: what it holds, and no more than it can tell.
+        assert texts(await store.recent_messages(conversation, limit=3)) == ["u2", "a2", "u3"]
+        await store.append_message(conversation, NewMessage(Role.ASSISTANT, "a3"))
+        opened = await store.open_turn(external_user_id="ada", character_id="mira", text="u4")
+        assert not opened.recent_complete
+        newest = opened.newest(3)
+        assert newest is not None
+        assert texts(newest) == ["u3", "a3", "u4"]
+        assert opened.newest(4) is None
+
+        # Edited by someone else since the window was read: the counter says so.
+        await store.recent_messages(conversation, limit=10)
+        another_process(path, "UPDATE messages SET content = 'edited' WHERE content = 'u1'")
+        opened = await store.open_turn(external_user_id="ada", character_id="mira", text="u5")
+        assert opened.recent is None
+        assert "edited" in texts(await store.recent_messages(conversation, limit=10))
 
 
 def window(changed: int, last_seq: int, *contents: str) -> Window:

@@ -20,7 +20,7 @@ from personae.core.memory.stage import PromptMemory
 from personae.core.ports import ChatModel, ConversationStore
 from personae.core.prompt import AssembledPrompt, PromptBudget, assemble_prompt
 from personae.core.recent_counts import RecentCounts
-from personae.core.types import GenerationParams, OpenedTurn
+from personae.core.types import GenerationParams, Message, OpenedTurn
 
 PAGE_MARGIN = 8  # messages read beyond what the last prompt kept: a turn adds two
 KEPT_CONVERSATIONS = 10_000  # conversations whose last prompt size is remembered
@@ -55,9 +55,7 @@ class PromptStage:
     async def pinned(self, character: Character, opened: OpenedTurn) -> Character:
         """The version that wrote the conversation's latest reply, while the catalog keeps
         it, else the current one (the backend stays the one routed for the current one)."""
-        recent = await self._store.recent_messages(
-            opened.conversation.id, limit=self._history_messages + 1
-        )
+        recent = await self._recent(opened, self._history_messages + 1)
         used = next((m.character_version for m in reversed(recent) if m.character_version), None)
         if character.id in self._catalog:  # else it was removed just now: finish with this one
             character = self._catalog.for_conversation(character.id, used)
@@ -110,7 +108,7 @@ class PromptStage:
         """The prompt from the newest ``limit`` messages, and whether it is the prompt the
         whole window gives: the conversation has no more, or the budget was spent before
         the oldest message read and every message the lorebooks scan was read."""
-        recent = await self._store.recent_messages(opened.conversation.id, limit=limit)
+        recent = await self._recent(opened, limit)
         if names is None:  # what came before the message answered (a redo's: not its replies)
             history = [m for m in recent if m.seq < opened.message.seq]
         else:
@@ -134,6 +132,14 @@ class PromptStage:
             or (prompt.history_dropped > 0 and len(history) >= _scanned(character))
         )
         return whole, prompt
+
+    async def _recent(self, opened: OpenedTurn, limit: int) -> list[Message]:
+        """The newest ``limit`` messages: as the store saw them when it stored the turn's
+        message, or read now."""
+        recent = opened.newest(limit)
+        if recent is None:
+            recent = await self._store.recent_messages(opened.conversation.id, limit=limit)
+        return recent
 
 
 def _scanned(character: Character) -> int:

@@ -214,6 +214,19 @@ class OpenedTurn:
     user_turn: int = 0  # the user's messages in the conversation, this one included (0: unknown)
     reopened: bool = False  # a redo: ``message`` was stored before (discarding keeps it)
     swipe_of: str | None = None  # a regenerate: the alternatives the new reply joins
+    #: The conversation's newest visible messages (``message`` the last) as the store saw them
+    #: when it stored ``message``, if it had them at hand; ``recent_complete``: every one the
+    #: conversation has. The prompt then needs no read of its own (``newest``).
+    recent: tuple[Message, ...] | None = None
+    recent_complete: bool = False
+
+    def newest(self, limit: int) -> list[Message] | None:
+        """The newest ``limit`` messages from ``recent``; None when it cannot tell (it holds
+        fewer and the conversation has more, or the store gave none): read them."""
+        recent = self.recent
+        if recent is None or (len(recent) < limit and not self.recent_complete):
+            return None
+        return list(recent[-limit:]) if limit > 0 else []
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,13 @@ from personae.errors import ConversationNotFound, InvalidInput
 from personae.storage.sqlite import event_log, groups, memory_rows, redo, state
 from personae.storage.sqlite.connection import Connection, transaction
 from personae.storage.sqlite.database import SqliteDatabase
-from personae.storage.sqlite.message_windows import MessageWindows, newest, read_window
+from personae.storage.sqlite.message_windows import (
+    MessageWindows,
+    Window,
+    newest,
+    read_window,
+    window_after_write,
+)
 from personae.storage.sqlite.resource import SqliteResource
 from personae.storage.sqlite.rows import (
     CONVERSATION_COLUMNS,
@@ -102,13 +108,13 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
         if new_conversation and conversation_id is not None:
             raise InvalidInput("name a conversation or ask for a new one, not both")
 
-        def work(conn: Connection) -> OpenedTurn:
+        def work(conn: Connection) -> tuple[OpenedTurn, Window | None]:
             with transaction(conn):
                 user, created_user = _ensure_user(conn, external_user_id)
                 if idempotency_key is not None:
                     seen = _seen_key(conn, user, idempotency_key)
                     if seen is not None:
-                        return seen
+                        return seen, None
                 conversation = (
                     None
                     if new_conversation
@@ -129,16 +135,26 @@ class SqliteConversationStore(SqliteResource, ConversationStore):
                 if idempotency_key is not None:
                     _remember_key(conn, user, idempotency_key, message)
                 user_turn = _user_turns(conn, conversation.id)
-                return OpenedTurn(
+                # The prompt's history, while the transaction is at hand: the window kept
+                # from the conversation's last read and the messages after it.
+                held = self._windows.peek(conversation.id)
+                window = None if held is None else window_after_write(conn, conversation.id, held)
+                opened = OpenedTurn(
                     user,
                     conversation,
                     message,
                     created_user,
                     created_conversation,
                     user_turn=user_turn,
+                    recent=None if window is None else window.messages,
+                    recent_complete=window is not None and window.complete,
                 )
+                return opened, window
 
-        return await self._db.run("store the user message", work)
+        opened, window = await self._db.run("store the user message", work)
+        if window is not None:
+            self._windows.put(opened.conversation.id, window, reused=True)
+        return opened
 
     async def create_group(
         self,

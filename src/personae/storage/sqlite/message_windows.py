@@ -71,25 +71,48 @@ def read_window(
     # kept under the counters from before it.
     conn.execute("BEGIN")
     try:
-        row = conn.execute(_WINDOW_STATE, (conversation_id,)).fetchone()
-        if row is None:
+        state = _state(conn, conversation_id)
+        if state is None:
             return None, False
-        changed, last_seq = int(row[0]), int(row[1])
-        if held is not None and held.changed == changed:
-            # Nothing held was edited or deleted: only what came after is new.
-            args = (conversation_id, held.last_seq, limit)
-            added = [message_of(r) for r in conn.execute(_MESSAGES_AFTER, args)]
-            if len(added) < limit and held.holds(limit, len(added)):
-                span = max(limit, held.span)
-                every = [*held.messages, *added]
-                complete = held.complete and len(every) <= span
-                window = Window(changed, last_seq, tuple(every[-span:]), complete, span)
-                return window, True
+        if held is not None and (window := _extended(conn, conversation_id, limit, held, state)):
+            return window, True
         rows = conn.execute(_RECENT_MESSAGES, (conversation_id, limit))
         messages = tuple(message_of(r) for r in rows)
-        return Window(changed, last_seq, messages, len(messages) < limit, limit), False
+        return Window(*state, messages, len(messages) < limit, limit), False
     finally:
         conn.execute("COMMIT")
+
+
+def window_after_write(conn: Connection, conversation_id: str, held: Window) -> Window | None:
+    """``held`` and the messages written after it, read inside the writer's transaction (which
+    sees its own writes): what a turn's prompt reads, without a read of its own once its user
+    message is stored. None when that is not enough (an edit or a deletion since, or more new
+    messages than the window spans): the prompt then reads as usual."""
+    state = _state(conn, conversation_id)
+    return None if state is None else _extended(conn, conversation_id, held.span, held, state)
+
+
+def _state(conn: Connection, conversation_id: str) -> tuple[int, int] | None:
+    """The conversation's ``messages_changed`` counter and ``last_seq``."""
+    row = conn.execute(_WINDOW_STATE, (conversation_id,)).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def _extended(
+    conn: Connection, conversation_id: str, limit: int, held: Window, state: tuple[int, int]
+) -> Window | None:
+    """``held`` and the messages after it, if nothing held was edited or deleted since."""
+    changed, last_seq = state
+    if held.changed != changed:
+        return None
+    args = (conversation_id, held.last_seq, limit)
+    added = [message_of(r) for r in conn.execute(_MESSAGES_AFTER, args)]
+    if len(added) >= limit or not held.holds(limit, len(added)):
+        return None
+    span = max(limit, held.span)
+    every = [*held.messages, *added]
+    complete = held.complete and len(every) <= span
+    return Window(changed, last_seq, tuple(every[-span:]), complete, span)
 
 
 class MessageWindows:
@@ -106,6 +129,12 @@ class MessageWindows:
             return None
         self._windows.move_to_end(conversation_id)
         return held[0]
+
+    def peek(self, conversation_id: str) -> Window | None:
+        """The window kept, leaving the order alone: safe from the writer's thread (one
+        dictionary lookup, and a window is immutable)."""
+        held = self._windows.get(conversation_id)
+        return None if held is None else held[0]
 
     def put(self, conversation_id: str, window: Window, *, reused: bool) -> None:
         """Keep ``window`` (``reused``: made of the window kept and the messages after it),
