@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -174,6 +174,11 @@ class Message:
     edited_at: datetime | None = None  # a user message edited after it was sent
 
 
+def newest(messages: Sequence[Message], limit: int) -> list[Message]:
+    """The last ``limit`` of ``messages`` (oldest first, as they are)."""
+    return list(messages[-limit:]) if limit > 0 else []
+
+
 class Redo(enum.StrEnum):
     """A turn that answers the conversation's last user message again instead of a new one."""
 
@@ -226,7 +231,7 @@ class OpenedTurn:
         recent = self.recent
         if recent is None or (len(recent) < limit and not self.recent_complete):
             return None
-        return list(recent[-limit:]) if limit > 0 else []
+        return newest(recent, limit)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from personae.core.types import (
     OpenedTurn,
     Role,
     User,
+    newest,
 )
 from personae.errors import ConversationNotFound, InvalidInput
 from personae.storage.sqlite import event_log, groups, memory_rows, redo, state
@@ -32,7 +33,6 @@ from personae.storage.sqlite.database import SqliteDatabase
 from personae.storage.sqlite.message_windows import (
     MessageWindows,
     Window,
-    newest,
     read_window,
     window_after_write,
 )

@@ -16,7 +16,6 @@ conversations go first. Messages are frozen, so callers can share them.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from personae.core.types import Message
@@ -55,10 +54,6 @@ class Window:
 
     def chars(self) -> int:
         return sum(len(message.content) for message in self.messages)
-
-
-def newest(messages: Sequence[Message], limit: int) -> list[Message]:
-    return list(messages[-limit:]) if limit > 0 else []
 
 
 def read_window(
