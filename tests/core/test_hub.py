@@ -27,6 +27,7 @@ from personae.errors import (
 )
 from personae.storage.sqlite import SqliteConversationStore
 from personae.testing import FakeChatModel
+from tests.channels.helpers import eventually
 
 
 class Rig:
@@ -198,6 +199,9 @@ async def test_shutdown_lets_short_turns_finish_and_cancels_long_ones(tmp_path: 
     async with rig.store:
         rig.model.enqueue("quick", delay_s=0.01)
         quick = await rig.hub.send(InboundMessage(user="a", character_id="aria", text="hi"))
+        # The fake's replies go to whichever turn asks first: the slow one is scripted only
+        # once the quick turn has taken its own.
+        await eventually(lambda: rig.model.pending == 0)
         rig.model.enqueue("w " * 200, delay_s=0.05)
         slow = await rig.hub.send(InboundMessage(user="b", character_id="aria", text="hi"))
         await rig.hub.close(grace_s=0.3)
